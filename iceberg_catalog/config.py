@@ -1,0 +1,116 @@
+"""The one place that says where the Iceberg catalog and warehouse are.
+
+Spark, PyIceberg and Trino all read the same Iceberg JDBC catalog (a database
+on the project's PostgreSQL) under the catalog name ``iceberg``, so a table is
+``iceberg.<namespace>.<table>`` everywhere. Settings come from the environment;
+when a variable is missing, the generated ``.local/platform.env`` fills it in
+(made by ``infra/lib.sh`` with fresh passwords, never committed).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+CATALOG_NAME = "iceberg"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLATFORM_ENV_FILE = Path(os.environ.get("PLATFORM_STATE", PROJECT_ROOT / ".local")) / "platform.env"
+
+ICEBERG_VERSION = "1.10.1"
+SPARK_SCALA_SUFFIX = "4.0_2.13"
+POSTGRES_JDBC_VERSION = "42.7.8"
+
+
+class PlatformNotConfigured(RuntimeError):
+    pass
+
+
+def settings() -> dict[str, str]:
+    """Environment variables over the generated platform.env file."""
+    values: dict[str, str] = {}
+    if PLATFORM_ENV_FILE.exists():
+        for line in PLATFORM_ENV_FILE.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key] = value
+    values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("PG_", "ICEBERG_"))})
+    missing = [k for k in ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "ICEBERG_CATALOG_DB", "ICEBERG_WAREHOUSE") if k not in values]
+    if missing:
+        raise PlatformNotConfigured(
+            f"missing settings {missing}: run `make bootstrap` (writes {PLATFORM_ENV_FILE}) or export them"
+        )
+    return values
+
+
+def jdbc_url(s: dict[str, str] | None = None) -> str:
+    s = s or settings()
+    return f"jdbc:postgresql://{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}"
+
+
+def warehouse_uri(s: dict[str, str] | None = None) -> str:
+    s = s or settings()
+    wh = s["ICEBERG_WAREHOUSE"]
+    return wh if "://" in wh else Path(wh).resolve().as_uri()
+
+
+def spark_jars() -> list[str]:
+    cache = Path(os.environ.get("PLATFORM_CACHE", PROJECT_ROOT / ".cache")) / "maven"
+    jars = [
+        cache / f"iceberg-spark-runtime-{SPARK_SCALA_SUFFIX}-{ICEBERG_VERSION}.jar",
+        cache / f"postgresql-{POSTGRES_JDBC_VERSION}.jar",
+    ]
+    absent = [str(j) for j in jars if not j.exists()]
+    if absent:
+        raise PlatformNotConfigured(f"jars not downloaded: {absent}; run `make bootstrap`")
+    return [str(j) for j in jars]
+
+
+def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:
+    """Spark settings that make ``iceberg`` the Iceberg JDBC catalog."""
+    s = s or settings()
+    prefix = f"spark.sql.catalog.{CATALOG_NAME}"
+    return {
+        "spark.jars": ",".join(spark_jars()),
+        "spark.sql.extensions": "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        prefix: "org.apache.iceberg.spark.SparkCatalog",
+        f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
+        f"{prefix}.uri": jdbc_url(s),
+        f"{prefix}.jdbc.user": s["PG_USER"],
+        f"{prefix}.jdbc.password": s["PG_PASSWORD"],
+        # V1 is the schema PyIceberg and Trino also read; it adds view support.
+        f"{prefix}.jdbc.schema-version": "V1",
+        f"{prefix}.warehouse": warehouse_uri(s),
+        "spark.sql.defaultCatalog": CATALOG_NAME,
+        "spark.sql.session.timeZone": "UTC",
+    }
+
+
+def pyiceberg_properties(s: dict[str, str] | None = None) -> dict[str, str]:
+    s = s or settings()
+    return {
+        "type": "sql",
+        "uri": f"postgresql+psycopg2://{s['PG_USER']}:{s['PG_PASSWORD']}@{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}",
+        "warehouse": warehouse_uri(s),
+    }
+
+
+def load_pyiceberg_catalog():
+    from pyiceberg.catalog import load_catalog
+
+    return load_catalog(CATALOG_NAME, **pyiceberg_properties())
+
+
+def trino_catalog_properties(s: dict[str, str] | None = None) -> dict[str, str]:
+    """Contents of Trino's etc/catalog/iceberg.properties."""
+    s = s or settings()
+    return {
+        "connector.name": "iceberg",
+        "iceberg.catalog.type": "jdbc",
+        "iceberg.jdbc-catalog.catalog-name": CATALOG_NAME,
+        "iceberg.jdbc-catalog.driver-class": "org.postgresql.Driver",
+        "iceberg.jdbc-catalog.connection-url": jdbc_url(s),
+        "iceberg.jdbc-catalog.connection-user": s["PG_USER"],
+        "iceberg.jdbc-catalog.connection-password": s["PG_PASSWORD"],
+        "iceberg.jdbc-catalog.default-warehouse-dir": warehouse_uri(s),
+        "fs.hadoop.enabled": "true",
+    }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh machine; a second run does
+# nothing (the venv is keyed by requirements.txt, downloads by checksum).
+. "$(dirname "$0")/lib.sh"
+. "$PLATFORM_HOME/infra/versions.sh"
+
+# PostgreSQL server: Debian's package. Only installed when missing.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "installing PostgreSQL (Debian package)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
+# Python venv, rebuilt only when requirements.txt changes.
+stamp="$PLATFORM_HOME/.venv/.requirements.sha256"
+want="$(sha256sum "$PLATFORM_HOME/requirements.txt" | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  log "creating .venv from requirements.txt"
+  python3.11 -m venv "$PLATFORM_HOME/.venv"
+  "$PLATFORM_HOME/.venv/bin/pip" install -q --upgrade pip
+  "$PLATFORM_HOME/.venv/bin/pip" install -q -r "$PLATFORM_HOME/requirements.txt"
+  echo "$want" > "$stamp"
+fi
+
+# Jars Spark puts on spark.jars: the Iceberg runtime for our Spark minor and
+# the JDBC driver of the catalog database.
+fetch_maven org.apache.iceberg "iceberg-spark-runtime-$SPARK_SCALA_SUFFIX" "$ICEBERG_VERSION" >/dev/null
+fetch_maven org.postgresql postgresql "$POSTGRES_JDBC_VERSION" >/dev/null
+
+ensure_platform_env
+
+# Each service with downloads of its own installs them here (idempotent).
+for component in hadoop trino airflow; do
+  script="$PLATFORM_HOME/infra/$component.sh"
+  if [ -x "$script" ]; then "$script" install; fi
+done
+log "bootstrap done"

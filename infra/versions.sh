@@ -1,0 +1,4 @@
+# Every downloaded artifact's version, in one place. Checksums: checksums.sha256.
+ICEBERG_VERSION=1.10.1
+SPARK_SCALA_SUFFIX=4.0_2.13
+POSTGRES_JDBC_VERSION=42.7.8
