@@ -101,9 +101,9 @@ def load_pyiceberg_catalog():
 
 
 def trino_catalog_properties(s: dict[str, str] | None = None) -> dict[str, str]:
-    """Contents of Trino's etc/catalog/iceberg.properties."""
+    """Contents of Trino's etc/catalog/iceberg.properties (Trino 476 property names)."""
     s = s or settings()
-    return {
+    props = {
         "connector.name": "iceberg",
         "iceberg.catalog.type": "jdbc",
         "iceberg.jdbc-catalog.catalog-name": CATALOG_NAME,
@@ -112,5 +112,14 @@ def trino_catalog_properties(s: dict[str, str] | None = None) -> dict[str, str]:
         "iceberg.jdbc-catalog.connection-user": s["PG_USER"],
         "iceberg.jdbc-catalog.connection-password": s["PG_PASSWORD"],
         "iceberg.jdbc-catalog.default-warehouse-dir": warehouse_uri(s),
-        "fs.hadoop.enabled": "true",
+        # Same catalog table layout Spark and PyIceberg use (see spark_conf).
+        "iceberg.jdbc-catalog.schema-version": "V1",
     }
+    if warehouse_uri(s).startswith("file:"):
+        # Trino's native local file system serves both `local:` and the `file:`
+        # locations Spark writes; paths resolve from the root. (The Hadoop file
+        # system, fs.hadoop.enabled, needs HDFS jars the trino-iceberg plugin
+        # artifact does not ship.)
+        props["fs.native-local.enabled"] = "true"
+        props["local.location"] = "/"
+    return props
