@@ -2,5 +2,7 @@
 ICEBERG_VERSION=1.10.1
 SPARK_SCALA_SUFFIX=4.0_2.13
 POSTGRES_JDBC_VERSION=42.7.8
+# Single-node YARN (ResourceManager + NodeManager); jars pinned in infra/hadoop/lib.sha256.
+HADOOP_VERSION=3.5.0
 # Trino server-core + Iceberg plugin + CLI (one version for all three); needs Java 24+.
 TRINO_VERSION=476

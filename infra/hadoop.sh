@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# A single-node YARN (Hadoop's own ResourceManager and NodeManager) and the
+# Spark History Server, as plain JVM processes of this project.
+#
+#   infra/hadoop.sh install        jars from Maven Central, checksum-pinned (idempotent, offline 2nd run)
+#   infra/hadoop.sh start|stop     RM + NM + History Server
+#   infra/hadoop.sh yarn-start|yarn-stop|history-start|history-stop
+#   infra/hadoop.sh status         what runs, and the URLs
+#   infra/hadoop.sh env            exports that send spark-submit to this YARN:  eval "$(infra/hadoop.sh env)"
+#   infra/hadoop.sh configure      (re)writes the generated configuration only
+#   infra/hadoop.sh lock           after changing the pom: records the jars' sha256 in infra/hadoop/lib.sha256
+#
+# Jars: .cache/hadoop/<version>/lib. Config: .local/hadoop/conf (HADOOP_CONF_DIR)
+# and .local/hadoop/spark-conf (SPARK_CONF_DIR). Pids: .local/run. Logs: .local/logs.
+. "$(dirname "$0")/lib.sh"
+. "$PLATFORM_HOME/infra/versions.sh"
+
+HADOOP_VERSION="${HADOOP_VERSION:-3.5.0}"
+HADOOP_SRC="$PLATFORM_HOME/infra/hadoop"
+HADOOP_LIB="$PLATFORM_CACHE/hadoop/$HADOOP_VERSION/lib"
+HADOOP_LOCK="$HADOOP_SRC/lib.sha256"
+HADOOP_STATE="$PLATFORM_STATE/hadoop"
+LOCAL_HADOOP_CONF_DIR="$HADOOP_STATE/conf"
+SPARK_CONF_DIR_LOCAL="$HADOOP_STATE/spark-conf"
+YARN_HOST=127.0.0.1
+RUN_DIR="$PLATFORM_STATE/run"
+LOG_DIR="$PLATFORM_STATE/logs"
+VENV_PYTHON="$(venv_python)"
+RM_CLASS=org.apache.hadoop.yarn.server.resourcemanager.ResourceManager
+NM_CLASS=org.apache.hadoop.yarn.server.nodemanager.NodeManager
+HS_CLASS=org.apache.spark.deploy.history.HistoryServer
+
+# The module openings Spark's own launcher passes on Java 17; Hadoop's
+# reflection (Guice, Jersey, UGI) needs a subset of the same.
+JAVA17_OPENS=(
+  -XX:+IgnoreUnrecognizedVMOptions
+  --add-opens=java.base/java.lang=ALL-UNNAMED --add-opens=java.base/java.lang.invoke=ALL-UNNAMED
+  --add-opens=java.base/java.lang.reflect=ALL-UNNAMED --add-opens=java.base/java.io=ALL-UNNAMED
+  --add-opens=java.base/java.net=ALL-UNNAMED --add-opens=java.base/java.nio=ALL-UNNAMED
+  --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED
+  --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+  --add-opens=java.base/sun.nio.cs=ALL-UNNAMED --add-opens=java.base/sun.security.action=ALL-UNNAMED
+  --add-opens=java.base/sun.util.calendar=ALL-UNNAMED --add-opens=java.security.jgss/sun.security.krb5=ALL-UNNAMED
+)
+
+java_home() { dirname "$(dirname "$(readlink -f "$(command -v java)")")"; }
+pyspark_home() { "$VENV_PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
+
+# ---------------------------------------------------------------- install
+lib_is_pinned() {  # every jar listed in the lock is there with its sha256, and nothing else
+  [ -f "$HADOOP_LOCK" ] && [ -d "$HADOOP_LIB" ] || return 1
+  (cd "$HADOOP_LIB" && sha256sum --quiet -c "$HADOOP_LOCK" >/dev/null 2>&1) || return 1
+  [ "$(ls "$HADOOP_LIB" | wc -l)" = "$(grep -c . "$HADOOP_LOCK")" ]
+}
+
+mvn_copy_dependencies() {  # DEST: resolve the pom's closure from Maven Central into DEST
+  # -C fails the build on a checksum mismatch with the repository's .sha1.
+  (cd "$HADOOP_SRC" && mvn -q -B -C -Dmaven.repo.local="$PLATFORM_CACHE/m2" \
+    -Dhadoop.version="$HADOOP_VERSION" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$1") >"$LOG_DIR/hadoop-install.log" 2>&1 ||
+    die "mvn dependency:copy-dependencies failed; see $LOG_DIR/hadoop-install.log"
+}
+
+install() {
+  if lib_is_pinned; then
+    log "hadoop $HADOOP_VERSION jars present and verified ($HADOOP_LIB)"
+    return
+  fi
+  command -v mvn >/dev/null || die "mvn not found: apt-get install maven"
+  log "resolving hadoop $HADOOP_VERSION jars from Maven Central"
+  local staging="$HADOOP_LIB.part"
+  rm -rf "$staging"; mkdir -p "$staging"
+  mvn_copy_dependencies "$staging"
+  [ -f "$HADOOP_LOCK" ] || die "no $HADOOP_LOCK: run '$0 lock' once and commit it"
+  (cd "$staging" && sha256sum --quiet -c "$HADOOP_LOCK") ||
+    die "hadoop jars differ from $HADOOP_LOCK (a changed pom needs '$0 lock')"
+  [ "$(ls "$staging" | wc -l)" = "$(grep -c . "$HADOOP_LOCK")" ] ||
+    die "mvn resolved jars not listed in $HADOOP_LOCK: run '$0 lock' after reviewing the pom"
+  rm -rf "$HADOOP_LIB"; mv "$staging" "$HADOOP_LIB"
+  log "hadoop $HADOOP_VERSION: $(ls "$HADOOP_LIB" | wc -l) jars verified into $HADOOP_LIB"
+}
+
+lock() {  # maintainer tool: pin the resolved closure after a reviewed pom change
+  local staging="$PLATFORM_CACHE/hadoop/lock.part"
+  rm -rf "$staging"; mkdir -p "$staging"
+  mvn_copy_dependencies "$staging"
+  (cd "$staging" && sha256sum -- *.jar) > "$HADOOP_LOCK"
+  rm -rf "$staging"
+  log "wrote $HADOOP_LOCK ($(grep -c . "$HADOOP_LOCK") jars)"
+}
+
+# ---------------------------------------------------------------- settings
+# Ports YARN and the History Server listen on, kept in platform.env next to
+# the other services'. Older platform.env files lack them: append once.
+YARN_PORT_DEFAULTS="YARN_RM_PORT=8032 YARN_RM_SCHEDULER_PORT=8030 YARN_RM_TRACKER_PORT=8031
+YARN_RM_ADMIN_PORT=8033 YARN_RM_WEBAPP_PORT=8088 YARN_NM_WEBAPP_PORT=8042 YARN_NM_LOCALIZER_PORT=8040
+SPARK_HISTORY_PORT=18080"
+
+port_taken_in_env() { grep -qE "^[A-Z_]+=$1\$" "$PLATFORM_ENV_FILE"; }
+
+ensure_yarn_env() {
+  ensure_platform_env
+  local pair name preferred port
+  for pair in $YARN_PORT_DEFAULTS; do
+    name="${pair%%=*}"; preferred="${pair#*=}"
+    grep -q "^$name=" "$PLATFORM_ENV_FILE" && continue
+    port="$(free_port "$preferred")"
+    while port_taken_in_env "$port"; do port="$(free_port $((port + 1)))"; done
+    echo "$name=$port" >> "$PLATFORM_ENV_FILE"
+  done
+  set -a; . "$PLATFORM_ENV_FILE"; set +a
+  # Memory and cores the NodeManager offers; overridable for bigger machines.
+  export YARN_NM_MEMORY_MB="${YARN_NM_MEMORY_MB:-8192}" YARN_NM_VCORES="${YARN_NM_VCORES:-4}"
+  export YARN_HOST HADOOP_STATE VENV_PYTHON LOCAL_HADOOP_CONF_DIR
+  export HADOOP_CONF_DIR="$LOCAL_HADOOP_CONF_DIR" SPARK_CONF_DIR="$SPARK_CONF_DIR_LOCAL"
+  export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"
+  export SPARK_YARN_STAGING_DIR="file://$HADOOP_STATE/staging"
+  PYSPARK_HOME="$(pyspark_home)"; export PYSPARK_HOME
+}
+
+render() {  # TEMPLATE DEST 'VAR1 VAR2 ...': substitute only the named variables
+  local vars="" v
+  for v in $3; do vars="$vars \${$v}"; done
+  envsubst "$vars" < "$1" > "$2"
+}
+
+configure() {
+  ensure_yarn_env
+  mkdir -p "$HADOOP_CONF_DIR" "$SPARK_CONF_DIR" "$HADOOP_STATE"/{tmp,nm-local,nm-logs,staging,bin} \
+    "${SPARK_EVENT_LOG_DIR#file://}"
+  render "$HADOOP_SRC/core-site.xml.in" "$HADOOP_CONF_DIR/core-site.xml" "HADOOP_STATE"
+  render "$HADOOP_SRC/yarn-site.xml.in" "$HADOOP_CONF_DIR/yarn-site.xml" \
+    "YARN_HOST YARN_RM_PORT YARN_RM_SCHEDULER_PORT YARN_RM_TRACKER_PORT YARN_RM_ADMIN_PORT YARN_RM_WEBAPP_PORT
+     YARN_NM_WEBAPP_PORT YARN_NM_LOCALIZER_PORT YARN_NM_MEMORY_MB YARN_NM_VCORES HADOOP_STATE HADOOP_CONF_DIR"
+  cp "$HADOOP_SRC/capacity-scheduler.xml" "$HADOOP_SRC/log4j.properties" "$HADOOP_CONF_DIR/"
+  render "$HADOOP_SRC/spark-defaults.conf.in" "$SPARK_CONF_DIR/spark-defaults.conf" \
+    "PYSPARK_HOME SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR YARN_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
+  render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR"
+  # `yarn application -list|-kill ID`, for people and for Airflow's
+  # SparkSubmitHook, which kills a task's YARN application with that command.
+  cat > "$HADOOP_STATE/bin/yarn" <<SH
+#!/usr/bin/env bash
+# Generated by infra/hadoop.sh: the yarn CLI's application subcommands on this project's jars.
+case "\${1:-}" in
+  application|applicationattempt|container) ;;
+  *) echo "usage: yarn application|applicationattempt|container ..." >&2; exit 2 ;;
+esac
+export HADOOP_CONF_DIR="\${HADOOP_CONF_DIR:-$LOCAL_HADOOP_CONF_DIR}"
+exec java -Xmx256m -Dlog4j.configuration=file:$LOCAL_HADOOP_CONF_DIR/log4j.properties -Dhadoop.root.logger=WARN,RFA \\
+  -Dhadoop.log.dir=$LOG_DIR -Dhadoop.log.file=yarn-cli.log \\
+  -cp "\$HADOOP_CONF_DIR:$HADOOP_LIB/*" org.apache.hadoop.yarn.client.cli.ApplicationCLI "\$@"
+SH
+  chmod +x "$HADOOP_STATE/bin/yarn"
+}
+
+# ---------------------------------------------------------------- processes
+pid_file() { echo "$RUN_DIR/$1.pid"; }
+
+is_running() {  # NAME CLASS: the pid file's process is alive and is that JVM
+  local pf; pf="$(pid_file "$1")"
+  [ -f "$pf" ] || return 1
+  local pid; pid="$(cat "$pf")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$2"
+}
+
+start_jvm() {  # NAME CLASS HEAP [JVM ARGS...]: a detached daemon with its own log
+  local name="$1" class="$2" heap="$3"; shift 3
+  # setsid: the daemon outlives the shell (and the test) that started it.
+  setsid nohup java "-Xmx$heap" "${JAVA17_OPENS[@]}" \
+    -Dproc_"$name" -Dhadoop.log.dir="$LOG_DIR" -Dhadoop.log.file="$name.log" \
+    -Dyarn.log.dir="$LOG_DIR" -Dyarn.log.file="$name.log" \
+    -Dlog4j.configuration="file:$HADOOP_CONF_DIR/log4j.properties" \
+    "$@" -cp "$HADOOP_CONF_DIR:$HADOOP_LIB/*" "$class" \
+    >"$LOG_DIR/$name.out" 2>&1 < /dev/null &
+  echo $! > "$(pid_file "$name")"
+}
+
+wait_for() {  # NAME CLASS SECONDS COMMAND...: poll until COMMAND succeeds, while NAME runs
+  local name="$1" class="$2" limit="$3"; shift 3
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || return 1
+    is_running "$name" "$class" || return 1
+    sleep 1
+  done
+}
+
+rm_url() { echo "http://$YARN_HOST:$YARN_RM_WEBAPP_PORT"; }
+history_url() { echo "http://$YARN_HOST:$SPARK_HISTORY_PORT"; }
+
+rm_answers() { curl -fsS "$(rm_url)/ws/v1/cluster/info" | grep -q '"state":"STARTED"'; }
+node_is_active() { curl -fsS "$(rm_url)/ws/v1/cluster/metrics" | grep -qE '"activeNodes":[1-9]'; }
+history_answers() { curl -fsS "$(history_url)/api/v1/applications?limit=1" >/dev/null; }
+
+yarn_start() {
+  install
+  configure
+  local t0=$SECONDS
+  if is_running yarn-resourcemanager "$RM_CLASS"; then
+    log "ResourceManager already running"
+  else
+    start_jvm yarn-resourcemanager "$RM_CLASS" 768m
+  fi
+  wait_for yarn-resourcemanager "$RM_CLASS" 120 rm_answers ||
+    die "ResourceManager did not start; see $LOG_DIR/yarn-resourcemanager.log and .out"
+  if is_running yarn-nodemanager "$NM_CLASS"; then
+    log "NodeManager already running"
+  else
+    # Containers launch $JAVA_HOME/bin/java: give the NM the machine's JDK.
+    JAVA_HOME="$(java_home)" start_jvm yarn-nodemanager "$NM_CLASS" 512m
+  fi
+  wait_for yarn-nodemanager "$NM_CLASS" 120 node_is_active ||
+    die "NodeManager did not register; see $LOG_DIR/yarn-nodemanager.log and .out"
+  log "YARN up in $((SECONDS - t0))s: $(rm_url)"
+}
+
+history_start() {
+  configure
+  local t0=$SECONDS
+  if is_running spark-history "$HS_CLASS"; then
+    log "Spark History Server already running"
+  else
+    local spark_home; spark_home="$PYSPARK_HOME"
+    SPARK_HOME="$spark_home" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m \
+      SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=$SPARK_EVENT_LOG_DIR -Dspark.history.ui.port=$SPARK_HISTORY_PORT -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20" \
+      setsid nohup "$spark_home/bin/spark-class" "$HS_CLASS" \
+      >"$LOG_DIR/spark-history.out" 2>&1 < /dev/null &
+    echo $! > "$(pid_file spark-history)"
+  fi
+  wait_for spark-history "$HS_CLASS" 90 history_answers ||
+    die "Spark History Server did not start; see $LOG_DIR/spark-history.out"
+  log "Spark History Server up in $((SECONDS - t0))s: $(history_url)"
+}
+
+stop_daemon() {  # NAME CLASS: TERM, then KILL after 30 s
+  local name="$1" class="$2" pf pid
+  pf="$(pid_file "$name")"
+  if is_running "$name" "$class"; then
+    pid="$(cat "$pf")"
+    kill "$pid"
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    log "$name stopped"
+  fi
+  rm -f "$pf"
+}
+
+yarn_stop() {
+  ensure_yarn_env
+  stop_daemon yarn-nodemanager "$NM_CLASS"
+  stop_daemon yarn-resourcemanager "$RM_CLASS"
+}
+
+history_stop() { ensure_yarn_env; stop_daemon spark-history "$HS_CLASS"; }
+
+status() {
+  ensure_yarn_env
+  local rc=0 name class
+  for name in yarn-resourcemanager:$RM_CLASS yarn-nodemanager:$NM_CLASS spark-history:$HS_CLASS; do
+    class="${name#*:}"; name="${name%%:*}"
+    if is_running "$name" "$class"; then echo "$name: running (pid $(cat "$(pid_file "$name")"))"
+    else echo "$name: stopped"; rc=3; fi
+  done
+  echo "YARN ResourceManager UI: $(rm_url)"
+  echo "Spark History Server:    $(history_url)"
+  return $rc
+}
+
+# What a shell, Airflow or a test exports to submit to this YARN. A remote
+# cluster: export HADOOP_CONF_DIR=<its client config> afterwards; nothing else changes.
+print_env() {
+  ensure_yarn_env
+  [ -f "$SPARK_CONF_DIR/spark-defaults.conf" ] || configure
+  cat <<ENV
+export HADOOP_CONF_DIR="$HADOOP_CONF_DIR"
+export YARN_CONF_DIR="$HADOOP_CONF_DIR"
+export SPARK_CONF_DIR="$SPARK_CONF_DIR"
+export SPARK_MASTER=yarn
+export PYSPARK_PYTHON="$VENV_PYTHON"
+export PATH="$HADOOP_STATE/bin:\$PATH"
+export YARN_RM_URL="$(rm_url)"
+export SPARK_HISTORY_URL="$(history_url)"
+ENV
+}
+
+case "${1:-}" in
+  install) install ;;
+  lock) lock ;;
+  configure) configure; log "wrote $LOCAL_HADOOP_CONF_DIR and $SPARK_CONF_DIR_LOCAL" ;;
+  start) yarn_start; history_start ;;
+  stop) history_stop; yarn_stop ;;
+  yarn-start) yarn_start ;;
+  yarn-stop) yarn_stop ;;
+  history-start) history_start ;;
+  history-stop) history_stop ;;
+  status) status ;;
+  env) print_env ;;
+  *) die "usage: $0 install|start|stop|status|env|yarn-start|yarn-stop|history-start|history-stop|configure|lock" ;;
+esac
