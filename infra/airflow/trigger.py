@@ -1,0 +1,160 @@
+"""Run goodnote_pipeline over a date range through Airflow's REST API and wait.
+
+    python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03
+        one DAG run whose data interval is the whole range
+    python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03 --backfill
+        an Airflow backfill: one run per date (the UI's "Backfill" does the same)
+
+Prints every task's state per run; exits 0 only when every run succeeded.
+Settings: AIRFLOW_PORT / AIRFLOW_ADMIN_PASSWORD from the environment, else
+from .local/platform.env (written by infra/lib.sh).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "goodnote_pipeline"
+FINISHED = {"success", "failed"}
+
+
+def platform_settings() -> dict[str, str]:
+    env_file = Path(os.environ.get("PLATFORM_STATE", ROOT / ".local")) / "platform.env"
+    values = {}
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                values[key.strip()] = value.strip()
+    values.update({k: v for k, v in os.environ.items() if k in ("AIRFLOW_PORT", "AIRFLOW_ADMIN_PASSWORD")})
+    return values
+
+
+class AirflowApi:
+    def __init__(self, base_url: str, user: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        token = self._call("POST", "/auth/token", {"username": user, "password": password}, auth=False)
+        self.token = token["access_token"]
+
+    def _call(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base_url + path, method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as err:
+            raise SystemExit(f"{method} {path} -> HTTP {err.code}: {err.read().decode()[:500]}") from err
+
+    def get(self, path: str) -> dict:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._call("POST", path, body)
+
+    def patch(self, path: str, body: dict) -> dict:
+        return self._call("PATCH", path, body)
+
+
+def midnight(d: date) -> str:
+    return datetime(d.year, d.month, d.day, tzinfo=timezone.utc).isoformat()
+
+
+def run_path(run_id: str) -> str:
+    return f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+
+def trigger_range(api: AirflowApi, start: date, end: date, conf: dict) -> list[str]:
+    """One run whose data interval [start, end + 1 day) covers the whole range."""
+    run = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {
+        "logical_date": midnight(start),
+        "data_interval_start": midnight(start),
+        "data_interval_end": midnight(end + timedelta(days=1)),
+        "conf": conf,
+        "note": f"event dates {start}..{end}",
+    })
+    return [run["dag_run_id"]]
+
+
+def runs_between(api: AirflowApi, start: date, end: date) -> list[dict]:
+    """The newest run of each logical date in [start, end]."""
+    runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1000&order_by=run_after"
+                   f"&logical_date_gte={urllib.parse.quote(midnight(start))}"
+                   f"&logical_date_lte={urllib.parse.quote(midnight(end))}")["dag_runs"]
+    return list({r["logical_date"]: r for r in runs}.values())
+
+
+def backfill_range(api: AirflowApi, start: date, end: date, conf: dict, timeout: float) -> list[str]:
+    """An Airflow backfill (one run per date, oldest first); waits until it completes."""
+    backfill = api.post("/api/v2/backfills", {
+        "dag_id": DAG_ID, "from_date": midnight(start), "to_date": midnight(end),
+        "dag_run_conf": conf, "reprocess_behavior": "completed", "max_active_runs": 1,
+    })
+    print(f"backfill {backfill['id']}: {start}..{end}", flush=True)
+    deadline = time.monotonic() + timeout
+    while not api.get(f"/api/v2/backfills/{backfill['id']}")["completed_at"]:
+        if time.monotonic() > deadline:
+            break
+        runs = runs_between(api, start, end)
+        print("  " + ", ".join(f"{r['logical_date'][:10]}: {r['state']}" for r in runs), flush=True)
+        time.sleep(10)
+    return [r["dag_run_id"] for r in runs_between(api, start, end)]
+
+
+def wait_for(api: AirflowApi, run_ids: list[str], timeout: float, poll: float = 10) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {r: api.get(run_path(r))["state"] for r in run_ids}
+        if all(s in FINISHED for s in states.values()) or time.monotonic() > deadline:
+            return states
+        print("  " + ", ".join(f"{r}: {s}" for r, s in states.items()), flush=True)
+        time.sleep(poll)
+
+
+def print_tasks(api: AirflowApi, run_id: str, state: str) -> None:
+    tis = api.get(run_path(run_id) + "/taskInstances?limit=100")["task_instances"]
+    print(f"\nrun {run_id}: {state}")
+    for ti in sorted(tis, key=lambda t: (t["start_date"] or "9", t["task_id"])):
+        took = f"{ti['duration']:.0f} s" if ti.get("duration") else ""
+        print(f"  {ti['task_id']:<18} {str(ti['state']):<14} try {ti['try_number']}  {took}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--start-date", type=date.fromisoformat, required=True)
+    parser.add_argument("--end-date", type=date.fromisoformat)
+    parser.add_argument("--backfill", action="store_true", help="one run per date (Airflow backfill)")
+    parser.add_argument("--conf", default="{}", help="JSON of DAG params, e.g. '{\"salt_buckets\": 8}'")
+    parser.add_argument("--timeout", type=float, default=3600)
+    args = parser.parse_args(argv)
+    end = args.end_date or args.start_date
+
+    settings = platform_settings()
+    port = settings.get("AIRFLOW_PORT", "8080")
+    api = AirflowApi(f"http://127.0.0.1:{port}", "admin", settings["AIRFLOW_ADMIN_PASSWORD"])
+    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    conf = json.loads(args.conf)
+    if args.backfill:
+        run_ids = backfill_range(api, args.start_date, end, conf, args.timeout)
+    else:
+        run_ids = trigger_range(api, args.start_date, end, conf)
+    print(f"waiting for {', '.join(run_ids)} (UI: http://127.0.0.1:{port}/dags/{DAG_ID})", flush=True)
+    states = wait_for(api, run_ids, args.timeout)
+    for run_id, state in states.items():
+        print_tasks(api, run_id, state)
+    return 0 if all(s == "success" for s in states.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

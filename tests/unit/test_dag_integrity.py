@@ -1,0 +1,254 @@
+"""Every DAG file parses without a database or network, and goodnote_pipeline is
+wired as specified: tasks, dependencies, assets, params, retries.
+
+Parsing runs in a fresh interpreter whose metadata DB is unreachable and whose
+sockets refuse to connect, so any DB or connection lookup at parse time fails
+the import. It uses BundleDagBag, the same loader as the dag-processor.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+UNREACHABLE_DB = "postgresql+psycopg2://nobody:nothing@127.0.0.1:9/unreachable"
+
+# The in-process imports below (pipeline_tasks) load Airflow's config: keep it
+# away from ~/airflow and from any real database.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="airflow-unit-"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", UNREACHABLE_DB)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+sys.path.insert(0, str(DAGS))
+
+import pipeline_tasks as P  # noqa: E402
+
+PARSE_WITHOUT_IO = r"""
+import json, socket, sys
+from pathlib import Path
+
+def refuse(*args, **kwargs):
+    raise OSError(f"network access at DAG parse time: {args[1:] or kwargs}")
+socket.socket.connect = refuse
+socket.socket.connect_ex = refuse
+socket.create_connection = refuse
+
+from airflow.dag_processing.dagbag import BundleDagBag
+from airflow.sdk.definitions.param import ParamValidationError
+
+dags = Path(sys.argv[1])
+bag = BundleDagBag(dag_folder=str(dags), bundle_path=dags, bundle_name="dags-folder")
+
+def accepts(param, value):
+    try:
+        param.resolve(value)
+        return True
+    except ParamValidationError:
+        return False
+
+described = {}
+for dag_id, dag in bag.dags.items():
+    params = dag.params
+    described[dag_id] = {
+        "fileloc": dag.fileloc,
+        "doc_md": dag.doc_md,
+        "catchup": dag.catchup,
+        "start_date_tz": str(dag.start_date.tzinfo) if dag.start_date else None,
+        "tags": sorted(dag.tags),
+        "max_active_runs": dag.max_active_runs,
+        "timetable": type(dag.timetable).__name__,
+        "timetable_summary": dag.timetable.expression,
+        "order": [t.task_id for t in dag.topological_sort()],
+        "tasks": {
+            t.task_id: {
+                "upstream": sorted(t.upstream_task_ids),
+                "outlets": [o.name for o in t.outlets],
+                "operator": type(t).__name__,
+                "application": getattr(t, "application", None),
+                "py_files": getattr(t, "py_files", None),
+                "conn_id": getattr(t, "_conn_id", None),
+                "retries": t.retries,
+                "backoff": t.retry_exponential_backoff,
+            }
+            for t in dag.tasks
+        },
+        "params": {
+            "good": {
+                "start_date": accepts(params.get_param("start_date"), "2023-07-01"),
+                "end_date": accepts(params.get_param("end_date"), None),
+                "full_refresh": accepts(params.get_param("full_refresh"), True),
+                "salt_buckets": accepts(params.get_param("salt_buckets"), 16),
+                "hot_key_min_share": accepts(params.get_param("hot_key_min_share"), 0.05),
+                "broadcast_max_bytes": accepts(params.get_param("broadcast_max_bytes"), 10485760),
+            },
+            "bad": {
+                "start_date": accepts(params.get_param("start_date"), "07/01/2023"),
+                "end_date": accepts(params.get_param("end_date"), "2023-13-01"),
+                "full_refresh": accepts(params.get_param("full_refresh"), "yes"),
+                "salt_buckets": accepts(params.get_param("salt_buckets"), 0),
+                "hot_key_min_share": accepts(params.get_param("hot_key_min_share"), 1.5),
+                "broadcast_max_bytes": accepts(params.get_param("broadcast_max_bytes"), "ten"),
+            },
+        },
+    }
+print("DAGBAG_JSON" + json.dumps({"import_errors": bag.import_errors, "dags": described}))
+"""
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory) -> dict:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": UNREACHABLE_DB,
+    }
+    proc = subprocess.run([sys.executable, "-c", PARSE_WITHOUT_IO, str(DAGS)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("DAGBAG_JSON"))
+    return json.loads(line.removeprefix("DAGBAG_JSON"))
+
+
+@pytest.fixture(scope="module")
+def dag(parsed) -> dict:
+    return parsed["dags"]["goodnote_pipeline"]
+
+
+def dag_files() -> list[Path]:
+    ignored = set((DAGS / ".airflowignore").read_text().split()) if (DAGS / ".airflowignore").exists() else set()
+    return [f for f in sorted(DAGS.glob("*.py")) if f.name not in ignored]
+
+
+def test_every_dag_file_parses_without_db_or_network(parsed):
+    assert parsed["import_errors"] == {}
+    files_with_dags = {Path(d["fileloc"]).name for d in parsed["dags"].values()}
+    assert files_with_dags == {f.name for f in dag_files()}
+
+
+def test_dag_conventions(dag):
+    doc = (DAGS / "goodnote_pipeline.py").read_text().split('"""')[1]
+    assert dag["doc_md"] == doc
+    assert dag["catchup"] is False
+    assert dag["start_date_tz"] == "UTC"
+    assert dag["tags"] == ["goodnote", "iceberg", "spark"]
+    assert dag["max_active_runs"] == 1
+    # Daily data intervals: the run of D covers [D, D+1).
+    assert (dag["timetable"], dag["timetable_summary"]) in {("CronDataIntervalTimetable", "@daily"), ("CronDataIntervalTimetable", "0 0 * * *")}
+
+
+def test_tasks_and_dependencies(dag):
+    upstream = {task_id: t["upstream"] for task_id, t in dag["tasks"].items()}
+    assert upstream == {
+        "ingest": [],
+        "gate_ingest": ["ingest"],
+        "enrich": ["gate_ingest"],
+        "gate_enrich": ["enrich"],
+        "engagement": ["gate_enrich"],
+        "performance": ["gate_enrich"],
+        "sessions": ["gate_enrich"],
+        "gate_engagement": ["engagement"],
+        "gate_performance": ["performance"],
+        "gate_sessions": ["sessions"],
+    }
+    assert dag["order"][:4] == ["ingest", "gate_ingest", "enrich", "gate_enrich"]  # acyclic, sorted
+
+
+def test_every_task_is_a_spark_submit_of_its_job(dag):
+    for task_id, t in dag["tasks"].items():
+        job = "quality_gate" if task_id.startswith("gate_") else task_id
+        assert t["operator"] == "SparkJobOperator"
+        assert t["application"] == str(ROOT / "spark_jobs" / f"{job}.py")
+        assert t["py_files"] == str(ROOT / ".local" / "dist" / "pipeline.zip")
+        assert t["conn_id"] == "spark_default"
+        assert (t["retries"], t["backoff"]) == (2, 2.0)
+
+
+def test_stage_outlets_are_the_stage_tables(dag):
+    from iceberg_catalog.tables import STAGE_OUTPUTS
+
+    for stage, tables in STAGE_OUTPUTS.items():
+        assert dag["tasks"][stage]["outlets"] == [f"iceberg.{t}" for t in tables]
+        assert dag["tasks"][f"gate_{stage}"]["outlets"] == []
+
+
+def test_params_schema_accepts_good_and_rejects_bad_values(dag):
+    assert dag["params"]["good"] == dict.fromkeys(dag["params"]["good"], True)
+    assert dag["params"]["bad"] == dict.fromkeys(dag["params"]["bad"], False)
+
+
+# --- the pure pieces of pipeline_tasks ---
+
+UTC = timezone.utc
+
+
+def test_daily_interval_processes_its_own_date():
+    start, end = datetime(2023, 7, 2, tzinfo=UTC), datetime(2023, 7, 3, tzinfo=UTC)
+    assert P.event_dates({}, start, end) == (date(2023, 7, 2), date(2023, 7, 2))
+    assert P.date_args(P.event_dates({}, start, end)) == ["--start-date", "2023-07-02", "--end-date", "2023-07-02"]
+
+
+def test_range_interval_and_param_overrides():
+    start, end = datetime(2023, 7, 1, tzinfo=UTC), datetime(2023, 7, 4, tzinfo=UTC)
+    assert P.event_dates({}, start, end) == (date(2023, 7, 1), date(2023, 7, 3))
+    assert P.event_dates({"start_date": "2023-06-01", "end_date": "2023-06-05"}, start, end) == (
+        date(2023, 6, 1), date(2023, 6, 5))
+    assert P.event_dates({"start_date": "2023-06-01"}, start, end) == (date(2023, 6, 1), date(2023, 6, 1))
+    assert P.event_dates({"full_refresh": True, "start_date": "2023-06-01"}, start, end) is None
+    assert P.event_dates({}, None, None) is None
+    assert P.date_args(None) == []
+    with pytest.raises(ValueError, match="end_date 2023-06-01 is before start_date 2023-06-05"):
+        P.event_dates({"start_date": "2023-06-05", "end_date": "2023-06-01"}, start, end)
+
+
+def test_option_args_pass_only_set_params():
+    params = {"salt_buckets": 8, "hot_key_min_share": None, "broadcast_max_bytes": 0}
+    assert P.option_args(P.ENRICH_OPTIONS, params) == ["--broadcast-max-bytes", "0", "--salt-buckets", "8"]
+
+
+def test_branch_and_yarn_tag_are_deterministic_and_safe():
+    run_id = "scheduled__2023-07-02T00:00:00+00:00"
+    assert P.wap_branch(run_id) == "wap_scheduled_2023_07_02t00_00_00_00_00"
+    tag = P.yarn_tag("goodnote_pipeline", "enrich", run_id)
+    assert tag == P.yarn_tag("goodnote_pipeline", "enrich", run_id) != P.yarn_tag("goodnote_pipeline", "ingest", run_id)
+    assert tag == tag.lower() and len(tag) <= 100 and tag.startswith("airflow-")
+
+
+def test_logged_command_is_shell_quoted():
+    cmd = ["spark-submit", "--master", "local[*]", "--name", "goodnote_pipeline.ingest.manual__2023-07-01T00:00:00+00:00",
+           "/repo/spark_jobs/ingest.py", "--run-id", "manual__2023-07-01T00:00:00+00:00"]
+    line = P.copy_pastable(cmd)
+    assert "'local[*]'" in line
+    import shlex
+    assert shlex.split(line) == cmd
+
+
+def test_earlier_local_attempt_is_found_and_stopped():
+    """A stand-in for a lingering spark-submit (same --name) with a child process."""
+    name = f"goodnote_pipeline.ingest.test__{os.getpid()}"
+    code = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
+    lingering = subprocess.Popen([sys.executable, "-c", code, "--name", name])
+    try:
+        deadline = time.monotonic() + 10
+        while not P.descendants(lingering.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert P.local_submit_pids(name) == [lingering.pid]
+        child = P.descendants(lingering.pid)
+        assert len(child) == 1
+        P.terminate([lingering.pid, *child], grace_seconds=5)
+        assert lingering.wait(timeout=5) is not None
+        time.sleep(0.2)
+        assert not Path(f"/proc/{child[0]}").exists() or "Z" in Path(f"/proc/{child[0]}/stat").read_text().split()[2]
+        assert P.local_submit_pids(name) == []
+    finally:
+        if lingering.poll() is None:
+            lingering.kill()
