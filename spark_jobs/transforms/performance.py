@@ -1,0 +1,310 @@
+"""Performance metrics: page-load latency percentiles, the device/latency
+association and z-score anomalies on daily usage series (METRICS.md, "Performance").
+
+Every function is ``DataFrame -> DataFrame`` over ``silver.interactions_enriched``
+and does no I/O; parameters come in as keyword arguments so jobs can chain them
+with ``enriched.transform(app_version_latency, latency_actions=...)``.
+
+Percentiles are Spark SQL's exact ``percentile`` (linear interpolation between
+order statistics at position (n-1)*q), the same definition as DuckDB's
+``quantile_cont``; there is deliberately no approximate mode here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+DEFAULT_LATENCY_ACTIONS: tuple[str, ...] = ("page_view",)
+LATENCY_QUANTILES = (0.5, 0.95, 0.99)
+
+# Anomaly severity bands on |z| (the lower bound of "medium" is z_threshold).
+CRITICAL_Z = 4.0
+HIGH_Z = 3.5
+
+
+@dataclass(frozen=True)
+class PerformanceParams:
+    """What the performance job can be configured with from its CLI."""
+
+    latency_actions: tuple[str, ...] = DEFAULT_LATENCY_ACTIONS
+    anomaly_min_events: int = 20
+
+    def __post_init__(self) -> None:
+        # A list from argparse would make the dataclass unhashable; store a tuple.
+        object.__setattr__(self, "latency_actions", tuple(self.latency_actions))
+        if not self.latency_actions:
+            raise ValueError("latency_actions must name at least one action_type, got none")
+        if self.anomaly_min_events < 1:
+            raise ValueError(f"anomaly_min_events must be >= 1, got {self.anomaly_min_events}")
+
+
+def page_loads(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
+    """The events whose duration counts as a page-load time (all enriched columns)."""
+    return enriched.where(F.col("action_type").isin(list(latency_actions)))
+
+
+def _latency_percentiles(duration: str = "duration_ms") -> list[Column]:
+    # One array-valued percentile keeps a single value->count map per group
+    # instead of three; the result is identical to three scalar calls.
+    quantiles = F.percentile(duration, F.array(*[F.lit(q) for q in LATENCY_QUANTILES]))
+    return [
+        F.count(F.lit(1)).alias("events"),
+        quantiles.alias("_quantiles"),
+    ]
+
+
+def _percentile_columns() -> list[Column]:
+    return [
+        F.col("_quantiles")[0].alias("p50_ms"),
+        F.col("_quantiles")[1].alias("p95_ms"),
+        F.col("_quantiles")[2].alias("p99_ms"),
+    ]
+
+
+def app_version_latency(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
+    """(event_date, app_version, events, p50_ms, p95_ms, p99_ms) over page loads."""
+    return (
+        page_loads(enriched, latency_actions)
+        .groupBy("event_date", "app_version")
+        .agg(*_latency_percentiles())
+        .select("event_date", "app_version", "events", *_percentile_columns())
+    )
+
+
+def app_version_latency_overall(
+    enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS
+) -> DataFrame:
+    """(app_version, events, p50_ms, p95_ms, p99_ms) over page loads of all dates."""
+    return (
+        page_loads(enriched, latency_actions)
+        .groupBy("app_version")
+        .agg(*_latency_percentiles())
+        .select("app_version", "events", *_percentile_columns())
+    )
+
+
+def device_latency(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
+    """(device_type, events, mean_ms, p50_ms, p95_ms, p99_ms); users without
+    metadata form the device_type = NULL group (groupBy keeps NULL as a key)."""
+    return (
+        page_loads(enriched, latency_actions)
+        .groupBy("device_type")
+        # Exact long sum, then one division: the correctly rounded mean.
+        .agg(*_latency_percentiles(), F.sum("duration_ms").alias("_sum_ms"))
+        .select(
+            "device_type",
+            "events",
+            (F.col("_sum_ms").cast("double") / F.col("events")).alias("mean_ms"),
+            *_percentile_columns(),
+        )
+    )
+
+
+def _chi2_survival(statistic: Column, dof: Column) -> Column:
+    """P(X >= statistic) for X ~ chi2(dof), NULL when either is NULL or dof < 1.
+
+    chi2.sf(x, k) = Q(k/2, x/2), the regularized upper incomplete gamma function.
+    Spark SQL has no gamma functions, so this calls commons-math3's static
+    Gamma.regularizedGammaQ through ``reflect``: commons-math3 is a dependency of
+    spark-core, so it is on every driver and executor, and no Python worker (or
+    scipy on the workers) is needed. It agrees with scipy.stats.chi2.sf to ~1e-14
+    relative, tiny p-values included. ``reflect`` returns Java's round-trip
+    decimal string of the double, so the cast back is exact.
+    """
+    regularized_gamma_q = F.reflect(
+        F.lit("org.apache.commons.math3.special.Gamma"),
+        F.lit("regularizedGammaQ"),
+        dof.cast("double") / 2,
+        statistic.cast("double") / 2,
+    ).cast("double")
+    # CASE WHEN keeps NULLs away from the primitive double parameters.
+    return F.when(statistic.isNotNull() & (dof >= 1), regularized_gamma_q)
+
+
+def _nonzero(column: Column) -> Column:
+    """The column, or NULL where it is 0, so a division yields NULL instead of
+    raising DIVIDE_BY_ZERO under ANSI mode."""
+    return F.when(column != 0, column)
+
+
+def device_latency_association(
+    enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS
+) -> DataFrame:
+    """One row (events, eta_squared, kruskal_h, kruskal_p_value) for page-load
+    time grouped by device_type, NULL device excluded.
+
+    Scaling: events are never collected or sorted globally. They are reduced
+    once to counts per (device_type, duration_ms); average ranks come from a
+    running count over the *distinct* durations (a window without partitionBy,
+    which runs on one task, but over distinct millisecond values - at most a few
+    hundred thousand even for billions of events), and rank sums per device come
+    from joining those ranks back to the counts. Spark reuses the counting
+    exchange for every branch below, so the events are scanned once.
+
+    Undefined cases return the row with NULL statistics instead of raising:
+    fewer than two device groups (no between-group comparison; scipy refuses
+    these too) -> eta_squared, kruskal_h and kruskal_p_value are NULL; all
+    durations equal (total sum of squares 0, tie correction 0) -> the same.
+    ``events`` is always the page-load count with a device (0 when none).
+    """
+    loads = page_loads(enriched, latency_actions).where(F.col("device_type").isNotNull())
+    counts = loads.groupBy("device_type", "duration_ms").agg(F.count(F.lit(1)).alias("n"))
+    ties_by_value = counts.groupBy("duration_ms").agg(F.sum("n").alias("ties"))
+
+    # Average rank of a value = (#events below it) + (ties + 1) / 2; kept doubled
+    # so it stays an exact long.
+    below = Window.orderBy("duration_ms").rowsBetween(Window.unboundedPreceding, -1)
+    ranked_values = ties_by_value.select(
+        "duration_ms",
+        (2 * F.coalesce(F.sum("ties").over(below), F.lit(0)) + F.col("ties") + 1).alias("twice_avg_rank"),
+    )
+    groups = (
+        counts.join(ranked_values, "duration_ms")
+        .groupBy("device_type")
+        .agg(
+            F.sum("n").alias("n"),
+            F.sum(F.col("n") * F.col("duration_ms")).alias("sum_ms"),
+            F.sum(F.col("n") * F.col("twice_avg_rank")).alias("twice_rank_sum"),
+        )
+    )
+    totals = groups.agg(
+        F.coalesce(F.sum("n"), F.lit(0)).cast("long").alias("events"),
+        F.count(F.lit(1)).alias("n_groups"),
+        (F.sum("sum_ms").cast("double") / _nonzero(F.sum("n"))).alias("grand_mean"),
+    )
+
+    # Two-pass sums of squares around the grand mean (stable, unlike sum(x^2) - n*mean^2).
+    group_mean = F.col("sum_ms").cast("double") / F.col("n")
+    mean_rank_offset = F.col("twice_rank_sum") / (2 * F.col("n")) - (F.col("events") + 1) / 2
+    between = groups.crossJoin(totals).agg(
+        F.sum(F.col("n") * (group_mean - F.col("grand_mean")) ** 2).alias("ss_between"),
+        F.sum(F.col("n") * mean_rank_offset**2).alias("rank_ss_between"),
+    )
+    spread = ties_by_value.crossJoin(totals).agg(
+        F.sum(F.col("ties") * (F.col("duration_ms") - F.col("grand_mean")) ** 2).alias("ss_total"),
+        # t^3 overflows a long from t ~ 2 million ties; a double is precise enough here.
+        F.sum(F.col("ties").cast("double") ** 3 - F.col("ties")).alias("tie_sum"),
+    )
+
+    n = F.col("events").cast("double")
+    defined = F.col("n_groups") >= 2
+    tie_correction = 1 - F.col("tie_sum") / _nonzero(n**3 - n)
+    # H = 12 / (N(N+1)) * sum_g n_g (mean_rank_g - (N+1)/2)^2, the centred form of
+    # 12/(N(N+1)) * sum R_g^2/n_g - 3(N+1) that avoids cancelling two large terms.
+    uncorrected_h = 12 / (n * (n + 1)) * F.col("rank_ss_between")
+    kruskal_h = F.when(defined, uncorrected_h / _nonzero(tie_correction))
+    return (
+        totals.crossJoin(between)
+        .crossJoin(spread)
+        .select(
+            "events",
+            F.when(defined, F.col("ss_between") / _nonzero(F.col("ss_total"))).alias("eta_squared"),
+            kruskal_h.alias("kruskal_h"),
+            F.col("n_groups"),
+        )
+        .select(
+            "events",
+            "eta_squared",
+            "kruskal_h",
+            _chi2_survival(F.col("kruskal_h"), F.col("n_groups") - 1).alias("kruskal_p_value"),
+        )
+    )
+
+
+def _daily_usage_series(enriched: DataFrame, latency_actions: Sequence[str], min_events: int) -> DataFrame:
+    """(event_date, dimension, dimension_value, metric, value) for the four
+    series; a series has a point only on days where it is defined."""
+    overall = enriched.groupBy("event_date").agg(
+        F.count(F.lit(1)).cast("double").alias("events"),
+        F.countDistinct("user_id").cast("double").alias("dau"),
+    )
+    overall_points = overall.select(
+        "event_date",
+        F.lit("overall").alias("dimension"),
+        F.lit("all").alias("dimension_value"),
+        F.explode(
+            F.array(
+                F.struct(F.lit("events").alias("metric"), F.col("events").alias("value")),
+                F.struct(F.lit("dau").alias("metric"), F.col("dau").alias("value")),
+            )
+        ).alias("point"),
+    ).select("event_date", "dimension", "dimension_value", "point.metric", "point.value")
+
+    version_events = enriched.groupBy("event_date", "app_version").agg(
+        F.count(F.lit(1)).cast("double").alias("value")
+    )
+    version_p95 = (
+        page_loads(enriched, latency_actions)
+        .groupBy("event_date", "app_version")
+        .agg(
+            F.count(F.lit(1)).alias("loads"),
+            F.percentile("duration_ms", F.lit(0.95)).alias("value"),
+        )
+        # Too few page loads make a p95 too noisy to be a point of the series at all.
+        .where(F.col("loads") >= min_events)
+    )
+
+    def version_series(points: DataFrame, metric: str) -> DataFrame:
+        return points.select(
+            "event_date",
+            F.lit("app_version").alias("dimension"),
+            F.col("app_version").alias("dimension_value"),
+            F.lit(metric).alias("metric"),
+            F.col("value").cast("double").alias("value"),
+        )
+
+    return overall_points.unionByName(version_series(version_events, "events")).unionByName(
+        version_series(version_p95, "p95_ms")
+    )
+
+
+def usage_anomalies(
+    enriched: DataFrame,
+    latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS,
+    min_events: int = 20,
+    baseline_days: int = 14,
+    min_baseline_points: int = 7,
+    z_threshold: float = 3.0,
+) -> DataFrame:
+    """(event_date, dimension, dimension_value, metric, value, baseline_mean,
+    baseline_std, z_score, severity) for points whose |z| against the same
+    series' previous ``baseline_days`` calendar days reaches ``z_threshold``."""
+    series = _daily_usage_series(enriched, latency_actions, min_events).withColumn(
+        "day_number", F.unix_date("event_date")
+    )
+    # A range frame over the day number counts calendar days, so missing days
+    # are simply absent from the baseline rather than zeros.
+    baseline = (
+        Window.partitionBy("dimension", "dimension_value", "metric")
+        .orderBy("day_number")
+        .rangeBetween(-baseline_days, -1)
+    )
+    scored = (
+        series.select(
+            "*",
+            F.count("value").over(baseline).alias("baseline_points"),
+            F.avg("value").over(baseline).alias("baseline_mean"),
+            F.stddev_samp("value").over(baseline).alias("baseline_std"),
+        )
+        .where((F.col("baseline_points") >= min_baseline_points) & (F.col("baseline_std") > 0))
+        .withColumn("z_score", (F.col("value") - F.col("baseline_mean")) / F.col("baseline_std"))
+        .where(F.abs("z_score") >= z_threshold)
+    )
+    magnitude = F.abs("z_score")
+    severity = (
+        F.when(magnitude >= CRITICAL_Z, "critical").when(magnitude >= HIGH_Z, "high").otherwise("medium")
+    )
+    return scored.select(
+        "event_date",
+        "dimension",
+        "dimension_value",
+        "metric",
+        "value",
+        "baseline_mean",
+        "baseline_std",
+        "z_score",
+        severity.alias("severity"),
+    )
