@@ -120,6 +120,7 @@ JOIN_DAYS_BEFORE_START_REALISTIC = 730
 DEFAULT_DUPLICATE_SHARE = 0.001
 
 SECONDS_PER_DAY = 86_400
+MAX_CHUNK_ROWS = 5_000_000
 STREAM_INTERACTIONS, STREAM_METADATA, STREAM_WORLD = 1, 2, 3
 
 
@@ -310,12 +311,13 @@ def _replace_rows(array: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Arr
     return pc.replace_with_mask(array, pa.array(mask), values)
 
 
-def string_bytes(lines: pa.Array) -> memoryview:
-    """The concatenated UTF-8 bytes of a StringArray, without copying."""
+def string_buffer(lines: pa.Array) -> tuple[memoryview, np.ndarray]:
+    """The UTF-8 bytes of a StringArray and each row's start offset into them (n + 1
+    entries), without copying: row i is bytes[offsets[i]:offsets[i + 1]]."""
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
-    return memoryview(lines.buffers()[2])[offsets[0]:offsets[-1]]
+    return memoryview(lines.buffers()[2]), offsets.astype(np.int64)
 
 
 # =============================================================================
@@ -354,25 +356,33 @@ class Sink:
         return self.open[key]
 
     def write(self, rows: Rows) -> None:
-        if self.folder_of_route is None:
-            self._write_part(None, rows)
+        if not len(rows):
             return
-        order = np.argsort(rows.route, kind="stable")
-        routed = rows.take(order)
-        keys, starts = np.unique(routed.route, return_index=True)
-        ends = list(starts[1:]) + [len(routed)]
-        for key, start, end in zip(keys, starts, ends):
-            self._write_part(int(key), routed.take(np.arange(start, end)))
-
-    def _write_part(self, key, rows: Rows) -> None:
-        projected = Rows(self.columns, {c: rows.fields[c] for c in self.columns}, rows.route, rows.column_count)
-        writer = self._writer(key)
-        if self.cfg.file_format == "csv":
-            writer.write(string_bytes(csv_lines(projected, self.cfg.line_ending)))
+        rows = Rows(self.columns, {c: rows.fields[c] for c in self.columns}, rows.route, rows.column_count)
+        if self.folder_of_route is None:
+            parts = [(None, 0, len(rows))]
         else:
-            writer.write_table(pa.table(projected.fields))
+            # realistic chunks come time-ordered already; challenge chunks need the sort
+            if np.any(rows.route[1:] < rows.route[:-1]):
+                rows = rows.take(np.argsort(rows.route, kind="stable"))
+            keys, starts = np.unique(rows.route, return_index=True)
+            parts = list(zip(keys.tolist(), starts.tolist(), [*starts[1:].tolist(), len(rows)]))
+        # encode the whole chunk once; each folder gets a zero-copy slice of it
+        if self.cfg.file_format == "csv":
+            lines = csv_lines(rows, self.cfg.line_ending)
+            data, offsets = string_buffer(lines)
+            for key, start, end in parts:
+                self._writer(key).write(data[offsets[start]:offsets[end]])
+        else:
+            table = pa.table(rows.fields)
+            for key, start, end in parts:
+                self._writer(key).write_table(table.slice(start, end - start))
 
     def close(self) -> list[str]:
+        # an empty dataset is still a dataset: a header-only file, or an empty folder
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.folder_of_route is None:
+            self._writer(None)
         for writer in self.open.values():
             writer.close()
         paths = sorted(str(self._path(k).relative_to(self.directory.parent)) for k in self.open)
@@ -653,7 +663,8 @@ def finish_rows(cfg: Config, rows: Rows, rng: np.random.Generator, kinds: list[s
 
 
 def generate_interactions(cfg: Config, cal: Calendar, world: World | None, sink: Sink) -> dict:
-    stats: dict = {"rows_per_date": {}}
+    stats: dict = {"rows": 0, "exact_duplicates": 0,
+                   "malformed": dict.fromkeys(interaction_kinds(cfg, INTERACTION_MALFORMED_KINDS), 0)}
     per_day = np.zeros(cfg.days, np.int64)
     for chunk, n in enumerate(chunk_sizes(cfg.events, cfg.chunk_rows)):
         rng = chunk_rng(cfg.seed, STREAM_INTERACTIONS, chunk)
@@ -673,7 +684,7 @@ def generate_interactions(cfg: Config, cal: Calendar, world: World | None, sink:
 
 
 def generate_metadata(cfg: Config, cal: Calendar, world: World | None, sink: Sink) -> dict:
-    stats: dict = {}
+    stats: dict = {"rows": 0, "malformed": dict.fromkeys(interaction_kinds(cfg, METADATA_MALFORMED_KINDS), 0)}
     if world is None:
         batches = [(chunk, n) for chunk, n in enumerate(chunk_sizes(cfg.metadata_rows, cfg.chunk_rows))]
     else:
@@ -815,7 +826,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         (cfg.events < 0, f"--events must be >= 0, got {cfg.events}"),
         (cfg.users < 1, f"--users must be >= 1, got {cfg.users}"),
         (cfg.days < 1, f"--days must be >= 1, got {cfg.days}"),
-        (cfg.chunk_rows < 1, f"--chunk-rows must be >= 1, got {cfg.chunk_rows}"),
+        # a chunk's CSV text must stay under Arrow's 2 GiB string-array limit
+        (not 1 <= cfg.chunk_rows <= MAX_CHUNK_ROWS, f"--chunk-rows must be in [1, {MAX_CHUNK_ROWS}], got {cfg.chunk_rows}"),
         (not 0 <= cfg.malformed_share < 1, f"--malformed-share must be in [0, 1), got {cfg.malformed_share}"),
         (not 0 <= cfg.duplicate_share < 1, f"--duplicate-share must be in [0, 1), got {cfg.duplicate_share}"),
     ] if bad]

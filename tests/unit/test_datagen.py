@@ -364,3 +364,11 @@ def test_invalid_arguments_are_refused_with_the_value_found(capsys):
     with pytest.raises(SystemExit):
         datagen.parse_args(["--mode", "realistic", "--out", "x", "--malformed-share", "1.5"])
     assert "--malformed-share must be in [0, 1), got 1.5" in capsys.readouterr().err
+
+
+def test_zero_events_give_header_only_files(tmp_path):
+    assert datagen.main(["--out", str(tmp_path), "--mode", "realistic", "--events", "0", "--users", "50"]) == 0
+    manifest = json.loads((tmp_path / "_manifest.json").read_text())
+    header, rows = csv_rows(tmp_path / "user_interactions")
+    assert (header, rows) == (datagen.INTERACTION_COLUMNS, [])
+    assert manifest["user_interactions"]["rows_per_date"] == {}
