@@ -783,33 +783,35 @@ def world_date(cfg: Config, day: int) -> str:
 def parse_args(argv: list[str] | None = None) -> Config:
     bad_batch_help = "; ".join(f"{k}: {v}" for k, v in BAD_BATCH_KINDS.items()).replace("%", "%%")
     p = argparse.ArgumentParser(
-        prog="python -m infra.datagen", description=__doc__.split("\n\n")[0],
+        prog="python -m infra.datagen", description=__doc__,
         epilog="Writes OUT/user_interactions/, OUT/user_metadata/ (both replaced) and OUT/_manifest.json "
                "(counts, malformed rows by kind, injected anomalies, hot users).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--mode", choices=["challenge", "realistic"], required=True)
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mode", choices=["challenge", "realistic"], required=True, help="see above")
     p.add_argument("--out", type=Path, required=True, help="landing directory")
-    p.add_argument("--events", type=int, default=1_000_000, help="interaction rows (malformed and duplicates included)")
+    p.add_argument("--events", type=int, default=1_000_000, help="interaction rows, malformed and duplicates included (default 1,000,000)")
     p.add_argument("--users", type=int, default=None,
                    help="challenge: user id space (default 1,000,000); realistic: number of users (default 100,000)")
     p.add_argument("--metadata-rows", type=int, default=None,
                    help="challenge only: metadata rows (default events/10, the challenge's ratio); "
                         "realistic derives them from --users")
-    p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2023, 1, 1))
-    p.add_argument("--days", type=int, default=365)
-    p.add_argument("--format", dest="file_format", choices=["csv", "parquet"], default="csv")
+    p.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2023, 1, 1),
+                   help="first event date, YYYY-MM-DD (default 2023-01-01)")
+    p.add_argument("--days", type=int, default=365, help="days of events (default 365)")
+    p.add_argument("--format", dest="file_format", choices=["csv", "parquet"], default="csv",
+                   help="CSV with a header, or Parquet with the same fields as strings (default csv)")
     p.add_argument("--layout", choices=["file", "date-folders"], default="file",
-                   help="interactions as one file, or Hive-style date=YYYY-MM-DD/ folders")
+                   help="interactions as one file, or Hive-style date=YYYY-MM-DD/ folders (default file)")
     p.add_argument("--metadata-layout", choices=["file", "country-folders"], default="file",
-                   help="metadata as one file, or Hive-style country=XX/ folders (country column in the path)")
-    p.add_argument("--seed", type=int, default=42)
+                   help="metadata as one file, or Hive-style country=XX/ folders, the country only in the path (default file)")
+    p.add_argument("--seed", type=int, default=42, help="same arguments + seed = byte-identical files (default 42)")
     p.add_argument("--malformed-share", type=float, default=None,
                    help="share of malformed rows (default 0.01 realistic, 0 challenge)")
     p.add_argument("--duplicate-share", type=float, default=None,
                    help=f"share of exact duplicate interaction rows (default {DEFAULT_DUPLICATE_SHARE} realistic, 0 challenge)")
     p.add_argument("--bad-batch", choices=sorted(BAD_BATCH_KINDS), default=None,
                    help=f"make a batch a quality gate must stop. {bad_batch_help}")
-    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated per chunk (memory bound)")
+    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated per chunk; bounds memory, and is part of what the seed reproduces (default 1,000,000)")
     a = p.parse_args(argv)
     realistic = a.mode == "realistic"
     users = a.users if a.users is not None else (100_000 if realistic else 1_000_000)
