@@ -1,0 +1,83 @@
+"""Where Data Docs live and how people reach them.
+
+GX's site builder writes one HTML page per validation under
+``$PLATFORM_STATE/data_docs``; ``infra/datadocs.sh`` serves that folder on
+``DATA_DOCS_PORT``. On top, each gate run writes one summary page at a path
+known from its branch and stage alone, ``gates/<branch>/<stage>.html``, which
+links the GX page of every table: the Airflow task's "Data Docs" link points
+there without asking the gate anything.
+"""
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+DEFAULT_PORT = 8765
+
+
+def platform_state() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    return Path(os.environ.get("PLATFORM_STATE") or (Path(os.environ["PLATFORM_HOME"]) / ".local"
+                if os.environ.get("PLATFORM_HOME") else root / ".local"))
+
+
+def data_docs_dir() -> Path:
+    return Path(os.environ.get("DATA_DOCS_DIR") or platform_state() / "data_docs")
+
+
+def results_store_dir() -> Path:
+    return Path(os.environ.get("GX_RESULTS_DIR") or platform_state() / "gx" / "validations")
+
+
+def data_docs_port() -> int:
+    """DATA_DOCS_PORT from the environment, else from the generated platform.env."""
+    if os.environ.get("DATA_DOCS_PORT"):
+        return int(os.environ["DATA_DOCS_PORT"])
+    env_file = platform_state() / "platform.env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith("DATA_DOCS_PORT="):
+                return int(line.partition("=")[2])
+    return DEFAULT_PORT
+
+
+def gate_page_path(branch: str, stage: str) -> str:
+    return f"gates/{branch}/{stage}.html"
+
+
+def url(relative_path: str, port: int | None = None) -> str:
+    return f"http://localhost:{port or data_docs_port()}/{relative_path}"
+
+
+def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables: list[dict]) -> str:
+    """One page per gate run: the verdict, each table's failed expectations and its GX page.
+
+    ``tables``: dicts with table, snapshot_id, passed, page (relative to the
+    Data Docs root or None), failures (list of strings), published (str).
+    """
+    e = html.escape
+    rows = []
+    for t in tables:
+        link = f'<a href="../../{e(t["page"])}">GX validation</a>' if t.get("page") else "no page"
+        failures = "".join(f"<li>{e(f)}</li>" for f in t["failures"]) or "<li>none</li>"
+        status = "passed" if t["passed"] else "FAILED"
+        rows.append(f"<tr><td>{e(t['table'])}</td><td>{e(str(t['snapshot_id']))}</td><td class='{status}'>{status}</td>"
+                    f"<td><ul>{failures}</ul></td><td>{e(t.get('published', ''))}</td><td>{link}</td></tr>")
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>gate {e(stage)} {e(run_id)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
+table{{border-collapse:collapse}} .FAILED{{color:#b00;font-weight:bold}} .passed{{color:#070}}</style></head>
+<body><h1>Quality gate <code>{e(stage)}</code>: {e(verdict)}</h1>
+<p>run <code>{e(run_id)}</code>, branch <code>{e(branch)}</code>. <a href="../../index.html">All validations</a></p>
+<table><tr><th>table</th><th>branch snapshot</th><th>result</th><th>failed expectations</th><th>publishing</th><th>details</th></tr>
+{''.join(rows)}
+</table></body></html>
+"""
+
+
+def write_gate_page(branch: str, stage: str, page_html: str) -> Path:
+    path = data_docs_dir() / gate_page_path(branch, stage)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page_html)
+    return path

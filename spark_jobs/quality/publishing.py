@@ -1,0 +1,59 @@
+"""Iceberg branch bookkeeping for write-audit-publish.
+
+A stage writes its tables to branch B; the gate reads B, and publishing is a
+fast-forward of ``main`` to B's head followed by dropping B. Fast-forward is a
+metadata-only commit, so readers of main switch to the audited snapshot
+atomically per table and never see a half-written one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+CATALOG = "iceberg"
+
+
+@dataclass(frozen=True)
+class TableRefs:
+    table: str  # namespace.table
+    main: int | None  # snapshot id of main, None if main has no snapshot yet
+    branch: int | None  # snapshot id of the run's branch, None if it does not exist
+
+    @property
+    def needs_publishing(self) -> bool:
+        return self.branch is not None and self.branch != self.main
+
+
+def identifier(table: str) -> str:
+    return f"{CATALOG}.{table}"
+
+
+def branch_identifier(table: str, branch: str | None) -> str:
+    return f"{CATALOG}.{table}.branch_{branch}" if branch else identifier(table)
+
+
+def table_refs(spark: SparkSession, table: str, branch: str) -> TableRefs:
+    """Heads of main and of ``branch`` from the table's refs metadata table."""
+    heads = {r["name"]: r["snapshot_id"] for r in
+             spark.sql(f"SELECT name, snapshot_id FROM {identifier(table)}.refs WHERE type = 'BRANCH'").collect()}
+    return TableRefs(table, heads.get("main"), heads.get(branch))
+
+
+def read_ref(spark: SparkSession, table: str, refs: TableRefs, branch: str) -> DataFrame:
+    """The run's version of a table: its branch when it has one, else main
+    (a table whose branch is gone was already published by this run's gate)."""
+    return spark.table(branch_identifier(table, branch if refs.branch is not None else None))
+
+
+def publish(spark: SparkSession, refs: TableRefs, branch: str) -> str:
+    """Fast-forwards main to the branch head and drops the branch. Returns what it did."""
+    if refs.branch is None:
+        return "nothing to publish (no branch)"
+    if refs.branch != refs.main:
+        spark.sql(f"CALL {CATALOG}.system.fast_forward('{refs.table}', 'main', '{branch}')")
+        action = f"main {refs.main} -> {refs.branch}"
+    else:
+        action = f"main already at {refs.branch}"
+    spark.sql(f"ALTER TABLE {identifier(refs.table)} DROP BRANCH IF EXISTS {branch}")
+    return action + f"; dropped branch {branch}"

@@ -1,0 +1,99 @@
+"""Expectation suites: one JSON file per published table in ``expectations/``.
+
+A suite file is GX's own expectation configuration (``type``, ``kwargs``,
+``meta``) plus two fields of ours: ``table`` and ``batch`` (how the gate
+scopes the rows it validates: ``date_column`` for the run's dates,
+``run_id_column`` for the run's own rows). Every expectation must say in
+``meta.severity`` whether a failure blocks publishing (``error``) or is only
+recorded (``warning``).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SEVERITIES = ("error", "warning")
+
+
+def default_expectations_dir() -> Path:
+    """$EXPECTATIONS_DIR, else the checkout's expectations/ (found from this file
+    or, when spark_jobs is imported from pipeline.zip, from $PLATFORM_HOME or the
+    working directory)."""
+    candidates = [os.environ.get("EXPECTATIONS_DIR"), Path(__file__).resolve().parents[2] / "expectations",
+                  os.environ.get("PLATFORM_HOME") and Path(os.environ["PLATFORM_HOME"]) / "expectations",
+                  Path.cwd() / "expectations"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    raise SuiteError(f"expectations/ not found; looked in {[str(c) for c in candidates if c]}; set EXPECTATIONS_DIR")
+
+
+class SuiteError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExpectationSpec:
+    type: str
+    kwargs: dict
+    meta: dict
+
+    @property
+    def severity(self) -> str:
+        return self.meta["severity"]
+
+    def parameters(self) -> set[str]:
+        return {v["$PARAMETER"] for v in self.kwargs.values() if isinstance(v, dict) and "$PARAMETER" in v}
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    table: str
+    expectations: list[ExpectationSpec]
+    date_column: str | None = None
+    run_id_column: str | None = None
+    source: str = ""
+    batch: dict = field(default_factory=dict)
+
+    def parameters(self) -> set[str]:
+        return set().union(*(e.parameters() for e in self.expectations)) if self.expectations else set()
+
+
+def parse_suite(doc: dict, source: str = "<dict>") -> Suite:
+    """Checks a suite document and returns it typed; errors name the file and the expectation."""
+    for key in ("name", "table", "expectations"):
+        if key not in doc:
+            raise SuiteError(f"{source}: missing key {key!r}; found {sorted(doc)}")
+    if doc["name"] != doc["table"]:
+        raise SuiteError(f"{source}: a suite is named after its table, got name={doc['name']!r} table={doc['table']!r}")
+    specs = []
+    for i, raw in enumerate(doc["expectations"]):
+        meta = raw.get("meta") or {}
+        if meta.get("severity") not in SEVERITIES:
+            raise SuiteError(f"{source}: expectation #{i} ({raw.get('type')}) has severity {meta.get('severity')!r}; "
+                             f"expected one of {SEVERITIES} in meta.severity")
+        specs.append(ExpectationSpec(raw["type"], dict(raw.get("kwargs") or {}), dict(meta)))
+    batch = doc.get("batch") or {}
+    unknown = set(batch) - {"date_column", "run_id_column"}
+    if unknown:
+        raise SuiteError(f"{source}: unknown batch keys {sorted(unknown)}; expected date_column, run_id_column")
+    return Suite(doc["name"], doc["table"], specs, batch.get("date_column"), batch.get("run_id_column"), source, batch)
+
+
+def suite_path(table: str, directory: Path | None = None) -> Path:
+    return Path(directory or default_expectations_dir()) / f"{table}.json"
+
+
+def load_suite(table: str, directory: Path | None = None) -> Suite:
+    path = suite_path(table, directory)
+    if not path.exists():
+        raise SuiteError(f"no expectation suite for {table}: expected {path}")
+    return parse_suite(json.loads(path.read_text()), str(path))
+
+
+def load_suites(tables: list[str], directory: Path | None = None) -> list[Suite]:
+    directory = directory or default_expectations_dir()
+    return [load_suite(t, directory) for t in tables]

@@ -1,0 +1,185 @@
+"""Runs a suite on a Spark DataFrame with great-expectations 1.x and returns
+plain outcomes (no GX types leak out of this module).
+
+GX computes its metrics as Spark aggregate queries on the DataFrame, so a
+validation brings counts and at most ``partial_unexpected_list`` examples to
+the driver, never the table. The context is ephemeral (nothing to deploy);
+the validation results store and the Data Docs site are folders under
+``.local/`` so the site's index lists every gate run, not just the last one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+
+from spark_jobs.quality.suites import ExpectationSpec, Suite
+
+# GX logs every metric at INFO and would otherwise phone home.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+GX_SEVERITY = {"error": "critical", "warning": "warning"}
+DATA_DOCS_SITE = "local_site"
+RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation_type: str
+    kwargs: dict  # as configured, with run-time parameters filled in
+    severity: str
+    success: bool
+    observed_value: str | None
+    why: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        return self.severity == "error" and not self.success
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        return f"{self.expectation_type}({args}) [{self.severity}] observed {self.observed_value}"
+
+
+@dataclass
+class TableValidation:
+    table: str
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    data_docs_page: str | None = None  # path relative to the Data Docs folder
+
+    @property
+    def passed(self) -> bool:
+        return not any(o.blocks for o in self.outcomes)
+
+
+def observed_value(result: dict, exception: dict | None = None) -> str | None:
+    """What GX saw, as a short JSON string: the observed value when the
+    expectation has one, else the unexpected count, share and examples."""
+    raised = raised_exception_message(exception)
+    if raised:
+        return json.dumps({"exception": raised[:1000]})
+    if not result:
+        return None
+    if "observed_value" in result:
+        return json.dumps(result["observed_value"], default=str)
+    keys = ("element_count", "unexpected_count", "unexpected_percent", "missing_count", "partial_unexpected_list")
+    summary = {k: result[k] for k in keys if k in result}
+    if "partial_unexpected_list" in summary:
+        summary["partial_unexpected_list"] = summary["partial_unexpected_list"][:10]
+    return json.dumps(summary, default=str)
+
+
+def raised_exception_message(exception_info) -> str | None:
+    """GX reports exceptions either flat or keyed by metric; find any that was raised."""
+    if not isinstance(exception_info, dict):
+        return None
+    if exception_info.get("raised_exception"):
+        return str(exception_info.get("exception_message"))
+    for value in exception_info.values():
+        if isinstance(value, dict) and value.get("raised_exception"):
+            return str(value.get("exception_message"))
+    return None
+
+
+def fill_parameters(kwargs: dict, parameters: dict) -> dict:
+    return {k: parameters[v["$PARAMETER"]] if isinstance(v, dict) and "$PARAMETER" in v else v
+            for k, v in kwargs.items()}
+
+
+def build_context(data_docs_dir: Path, results_store_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
+
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    stores = dict(defaults.stores)
+    stores[defaults.validation_results_store_name] = {
+        "class_name": "ValidationResultsStore",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(results_store_dir)},
+    }
+    config = DataContextConfig(
+        store_backend_defaults=defaults,
+        stores=stores,
+        validation_results_store_name=defaults.validation_results_store_name,
+        data_docs_sites={DATA_DOCS_SITE: {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(data_docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }},
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False),
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)
+
+
+def gx_expectation(spec: ExpectationSpec):
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    return ExpectationConfiguration(type=spec.type, kwargs=dict(spec.kwargs), meta=dict(spec.meta),
+                                    severity=GX_SEVERITY[spec.severity]).to_domain_obj()
+
+
+class Validator:
+    """One GX context per gate run; ``validate`` once per table."""
+
+    def __init__(self, data_docs_dir: Path, results_store_dir: Path):
+        import great_expectations as gx
+
+        self._gx = gx
+        self.data_docs_dir = Path(data_docs_dir)
+        self.context = build_context(self.data_docs_dir, Path(results_store_dir))
+        self.datasource = self.context.data_sources.add_spark(name="iceberg_branches")
+
+    def validate(self, suite: Suite, df: DataFrame, parameters: dict, run_name: str, batch_label: str) -> TableValidation:
+        gx = self._gx
+        gx_suite = self.context.suites.add(gx.ExpectationSuite(
+            name=suite.name, expectations=[gx_expectation(s) for s in suite.expectations],
+            meta={"source": suite.source}))
+        asset = self.datasource.add_dataframe_asset(name=batch_label)
+        batch_definition = asset.add_batch_definition_whole_dataframe(name=batch_label)
+        definition = self.context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{suite.name}:{batch_label}", data=batch_definition, suite=gx_suite))
+        checkpoint = self.context.checkpoints.add(gx.Checkpoint(
+            name=f"gate:{suite.name}:{batch_label}", validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
+            result_format=RESULT_FORMAT))
+        run_id = gx.RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.timezone.utc))
+        result = checkpoint.run(batch_parameters={"dataframe": df}, expectation_parameters=parameters, run_id=run_id)
+        (identifier, suite_result), = result.run_results.items()
+        # GX reorders results; its expectation ids tie each back to the suite's spec.
+        spec_by_id = {gx_e.id: spec for gx_e, spec in zip(gx_suite.expectations, suite.expectations)}
+        if None in spec_by_id or len(spec_by_id) != len(suite.expectations):
+            raise RuntimeError(f"{suite.source}: GX did not give every expectation its own id")
+        outcomes = {id(spec_by_id[r.expectation_config.id]): self._outcome(spec_by_id[r.expectation_config.id], r, parameters)
+                    for r in suite_result.results}
+        return TableValidation(
+            table=suite.table,
+            outcomes=[outcomes[id(spec)] for spec in suite.expectations],
+            data_docs_page=self._page(identifier),
+        )
+
+    @staticmethod
+    def _outcome(spec: ExpectationSpec, r, parameters: dict) -> ExpectationOutcome:
+        if r.expectation_config.type != spec.type:
+            raise RuntimeError(f"GX returned {r.expectation_config.type} where the suite has {spec.type}")
+        return ExpectationOutcome(
+            expectation_type=spec.type,
+            kwargs=fill_parameters(spec.kwargs, parameters),
+            severity=spec.severity,
+            success=bool(r.success),
+            observed_value=observed_value(r.result, r.exception_info),
+            why=spec.meta.get("why", ""),
+        )
+
+    def _page(self, identifier) -> str | None:
+        urls = self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DATA_DOCS_SITE)
+        url = urls[0].get("site_url") if urls else None
+        if not url or not url.startswith("file://"):
+            return None
+        return os.path.relpath(url.removeprefix("file://"), self.data_docs_dir)
