@@ -10,9 +10,12 @@ branch and publishes it to `main` (write-audit-publish).
                                                    -> performance -> gate_performance
                                                    -> sessions    -> gate_sessions
 
-**Dates.** The run of date D (data interval [D, D+1)) processes D. The
-trigger form overrides it: `start_date`/`end_date` (inclusive) for a range,
-`full_refresh` for every date. A re-run overwrites the same partitions.
+**Dates.** The scheduled run of date D (data interval [D, D+1)) processes D;
+a backfill from A to B makes one such run per date. In the trigger form, set
+`start_date` (and `end_date`, inclusive) to process a date or a range, or
+`full_refresh` for every date; without them a manual run processes the last
+complete day before its logical date (Airflow's rule for data intervals).
+Re-running a date overwrites its partitions, never appends a copy.
 
 **Spark master.** The `spark_default` connection: `local[*]` unless Airflow
 was started with `PIPELINE_SPARK_MASTER=yarn`.

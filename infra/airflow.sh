@@ -11,14 +11,17 @@
 # connection, which is defined by AIRFLOW_CONN_SPARK_DEFAULT, never in the DB.
 # Overridable for tests: AIRFLOW_HOME, AIRFLOW_PORT, AIRFLOW_DB.
 . "$(dirname "$0")/lib.sh"
-# platform.env is sourced over the environment; a caller's (test's) choice wins.
-caller_port="${AIRFLOW_PORT:-}" caller_db="${AIRFLOW_DB:-}"
+# platform.env is sourced over the environment; a caller's (a test's) choice of
+# these wins, and reaches the Airflow processes and the Spark jobs they launch.
+CALLER_WINS=(AIRFLOW_PORT AIRFLOW_DB ICEBERG_CATALOG_DB ICEBERG_WAREHOUSE)
+caller_env="$(for v in "${CALLER_WINS[@]}"; do [ -n "${!v:-}" ] && printf '%s=%q\n' "$v" "${!v}"; done; true)"
 ensure_platform_env
+eval "$caller_env"
 
 AIRFLOW_BIN="$PLATFORM_HOME/.venv/bin/airflow"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PLATFORM_STATE/airflow}"
-AIRFLOW_PORT="${caller_port:-${AIRFLOW_PORT:-8080}}"
-AIRFLOW_DB="${caller_db:-${AIRFLOW_DB:-airflow}}"
+AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
+AIRFLOW_DB="${AIRFLOW_DB:-airflow}"
 AIRFLOW_ADMIN_USER=admin
 PIPELINE_SPARK_MASTER="${PIPELINE_SPARK_MASTER:-local[*]}"
 SECRETS_FILE="$AIRFLOW_HOME/secrets.env"

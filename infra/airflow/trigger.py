@@ -1,7 +1,7 @@
 """Run goodnote_pipeline over a date range through Airflow's REST API and wait.
 
     python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03
-        one DAG run whose data interval is the whole range
+        one DAG run over the range (params start_date/end_date)
     python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03 --backfill
         an Airflow backfill: one run per date (the UI's "Backfill" does the same)
 
@@ -76,12 +76,14 @@ def run_path(run_id: str) -> str:
 
 
 def trigger_range(api: AirflowApi, start: date, end: date, conf: dict) -> list[str]:
-    """One run whose data interval [start, end + 1 day) covers the whole range."""
+    """One run over the whole range, given as the DAG's start_date/end_date params.
+
+    No logical date: Airflow allows one run per logical date, and a range (or a
+    second run of the same date) is not a scheduled interval.
+    """
     run = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {
-        "logical_date": midnight(start),
-        "data_interval_start": midnight(start),
-        "data_interval_end": midnight(end + timedelta(days=1)),
-        "conf": conf,
+        "logical_date": None,
+        "conf": {**conf, "start_date": start.isoformat(), "end_date": end.isoformat()},
         "note": f"event dates {start}..{end}",
     })
     return [run["dag_run_id"]]
