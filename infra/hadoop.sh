@@ -116,6 +116,28 @@ ensure_yarn_env() {
   export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"
   export SPARK_YARN_STAGING_DIR="file://$HADOOP_STATE/staging"
   PYSPARK_HOME="$(pyspark_home)"; export PYSPARK_HOME
+  ICEBERG_SPARK_JARS="$(cd "$PLATFORM_HOME" && "$VENV_PYTHON" -c \
+    'from iceberg_catalog.config import spark_jars; print(",".join(spark_jars()))')" ||
+    die "Iceberg/JDBC jars missing: run make bootstrap"
+  export ICEBERG_SPARK_JARS
+}
+
+port_is_busy() { [ "$(free_port "$1")" != "$1" ]; }
+
+# A port recorded in platform.env can be taken later by something else (the
+# default 18080 is also Trino's). Before starting a daemon, move each of its
+# busy ports to a free one and record that; the config is rendered after.
+move_busy_ports() {  # VAR...
+  local name port
+  for name in "$@"; do
+    port="${!name}"
+    port_is_busy "$port" || continue
+    local new; new="$(free_port $((port + 1)))"
+    while port_taken_in_env "$new"; do new="$(free_port $((new + 1)))"; done
+    sed -i "s/^$name=.*/$name=$new/" "$PLATFORM_ENV_FILE"
+    export "$name=$new"
+    log "port $port ($name) is in use by another program; using $new (recorded in $PLATFORM_ENV_FILE)"
+  done
 }
 
 render() {  # TEMPLATE DEST 'VAR1 VAR2 ...': substitute only the named variables
@@ -134,7 +156,7 @@ configure() {
      YARN_NM_WEBAPP_PORT YARN_NM_LOCALIZER_PORT YARN_NM_MEMORY_MB YARN_NM_VCORES HADOOP_STATE HADOOP_CONF_DIR"
   cp "$HADOOP_SRC/capacity-scheduler.xml" "$HADOOP_SRC/log4j.properties" "$HADOOP_CONF_DIR/"
   render "$HADOOP_SRC/spark-defaults.conf.in" "$SPARK_CONF_DIR/spark-defaults.conf" \
-    "PYSPARK_HOME SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR YARN_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
+    "PYSPARK_HOME ICEBERG_SPARK_JARS SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR YARN_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
   render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR"
   # `yarn application -list|-kill ID`, for people and for Airflow's
   # SparkSubmitHook, which kills a task's YARN application with that command.
@@ -194,6 +216,10 @@ history_answers() { curl -fsS "$(history_url)/api/v1/applications?limit=1" >/dev
 
 yarn_start() {
   install
+  ensure_yarn_env
+  is_running yarn-resourcemanager "$RM_CLASS" || move_busy_ports YARN_RM_PORT YARN_RM_SCHEDULER_PORT \
+    YARN_RM_TRACKER_PORT YARN_RM_ADMIN_PORT YARN_RM_WEBAPP_PORT
+  is_running yarn-nodemanager "$NM_CLASS" || move_busy_ports YARN_NM_WEBAPP_PORT YARN_NM_LOCALIZER_PORT
   configure
   local t0=$SECONDS
   if is_running yarn-resourcemanager "$RM_CLASS"; then
@@ -215,14 +241,17 @@ yarn_start() {
 }
 
 history_start() {
+  ensure_yarn_env
+  is_running spark-history "$HS_CLASS" || move_busy_ports SPARK_HISTORY_PORT
   configure
   local t0=$SECONDS
   if is_running spark-history "$HS_CLASS"; then
     log "Spark History Server already running"
   else
     local spark_home; spark_home="$PYSPARK_HOME"
-    SPARK_HOME="$spark_home" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m \
-      SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=$SPARK_EVENT_LOG_DIR -Dspark.history.ui.port=$SPARK_HISTORY_PORT -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20" \
+    # Bound to loopback like YARN; port retries off so a taken port fails loudly.
+    SPARK_HOME="$spark_home" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m SPARK_LOCAL_IP="$YARN_HOST" \
+      SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=$SPARK_EVENT_LOG_DIR -Dspark.history.ui.port=$SPARK_HISTORY_PORT -Dspark.port.maxRetries=0 -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20" \
       setsid nohup "$spark_home/bin/spark-class" "$HS_CLASS" \
       >"$LOG_DIR/spark-history.out" 2>&1 < /dev/null &
     echo $! > "$(pid_file spark-history)"
@@ -272,7 +301,13 @@ status() {
 print_env() {
   ensure_yarn_env
   [ -f "$SPARK_CONF_DIR/spark-defaults.conf" ] || configure
+  # PLATFORM_*: jobs shipped as --py-files zips cannot find the checkout from
+  # their own file path, so they read it from these.
   cat <<ENV
+export PLATFORM_HOME="$PLATFORM_HOME"
+export PLATFORM_STATE="$PLATFORM_STATE"
+export PLATFORM_CACHE="$PLATFORM_CACHE"
+export SPARK_HOME="$PYSPARK_HOME"
 export HADOOP_CONF_DIR="$HADOOP_CONF_DIR"
 export YARN_CONF_DIR="$HADOOP_CONF_DIR"
 export SPARK_CONF_DIR="$SPARK_CONF_DIR"

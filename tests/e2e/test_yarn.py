@@ -1,0 +1,168 @@
+"""Spark jobs on the project's real single-node YARN.
+
+The fixture starts PostgreSQL, YARN (ResourceManager + NodeManager) and the
+Spark History Server when they are not running, and stops what it started.
+Each test writes to its own Iceberg catalog database and warehouse, so it
+neither sees nor disturbs the developer's tables.
+"""
+from __future__ import annotations
+
+import subprocess
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+from iceberg_catalog import config
+from tests.e2e.yarn_service import (
+    ROOT,
+    get_json,
+    running_yarn,
+    spark_submit,
+    wait_for_final_state,
+    wait_for_history,
+)
+
+RUN_DATES = ("2024-03-01", "2024-03-03")
+
+
+@pytest.fixture(scope="module")
+def yarn(platform):
+    with running_yarn() as cluster:
+        yield cluster
+
+
+def _admin_connection():
+    import psycopg2
+
+    s = config.settings()
+    conn = psycopg2.connect(host=s["PG_HOST"], port=s["PG_PORT"], user=s["PG_USER"],
+                            password=s["PG_PASSWORD"], dbname="postgres")
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def isolated_catalog(platform, tmp_path):
+    """make(name) -> env overrides pointing the Iceberg catalog at a fresh
+    database and warehouse; both are dropped after the test."""
+    made: list[str] = []
+
+    def make(name: str) -> dict[str, str]:
+        db = f"yarn_e2e_{name}_{uuid.uuid4().hex[:8]}"
+        conn = _admin_connection()  # not `with conn`: psycopg2 would open a transaction
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE {db}")
+        conn.close()
+        made.append(db)
+        warehouse = tmp_path / f"warehouse_{name}"
+        warehouse.mkdir()
+        return {"ICEBERG_CATALOG_DB": db, "ICEBERG_WAREHOUSE": str(warehouse)}
+
+    yield make
+    conn = _admin_connection()
+    with conn.cursor() as cur:
+        for db in made:
+            cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    conn.close()
+
+
+def pyiceberg_catalog(overrides: dict[str, str]):
+    from pyiceberg.catalog import load_catalog
+
+    props = config.pyiceberg_properties({**config.settings(), **overrides})
+    return load_catalog(config.CATALOG_NAME, **props)
+
+
+def sorted_table(catalog, name: str):
+    frame = catalog.load_table(name).scan().to_pandas()
+    return frame.sort_values(list(frame.columns), na_position="first").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline_zip(platform) -> Path:
+    subprocess.run(["bash", str(ROOT / "infra" / "package.sh")], check=True, cwd=ROOT)
+    path = ROOT / ".local" / "dist" / "pipeline.zip"
+    assert path.stat().st_size > 0
+    return path
+
+
+ICEBERG_APP = textwrap.dedent('''
+    """Writes iceberg.yarn_e2e.numbers from four executor tasks."""
+    from pyspark.sql import functions as F
+    from spark_jobs.session import build_spark_session
+
+    spark = build_spark_session("yarn-e2e iceberg write")
+    spark.sql("CREATE NAMESPACE IF NOT EXISTS iceberg.yarn_e2e")
+    numbers = spark.range(0, 1000, numPartitions=4).select(
+        F.col("id"), (F.col("id") % 7).alias("bucket"))
+    numbers.writeTo("iceberg.yarn_e2e.numbers").using("iceberg").createOrReplace()
+    spark.stop()
+''')
+
+
+def test_pyspark_app_writes_iceberg_on_yarn(yarn, isolated_catalog, pipeline_zip, tmp_path):
+    catalog_env = isolated_catalog("app")
+    app = tmp_path / "iceberg_app.py"
+    app.write_text(ICEBERG_APP)
+
+    app_id = spark_submit(["--master", "yarn", "--deploy-mode", "client", "--py-files", str(pipeline_zip), str(app)],
+                          {**yarn.env, **catalog_env}, tmp_path / "spark-submit.log")
+
+    assert app_id is not None, "spark-submit printed no YARN application id"
+    report = wait_for_final_state(yarn, app_id)
+    assert (report["state"], report["finalStatus"]) == ("FINISHED", "SUCCEEDED"), report
+    assert report["applicationType"] == "SPARK"
+    assert report["name"] == "yarn-e2e iceberg write"
+
+    table = pyiceberg_catalog(catalog_env).load_table("yarn_e2e.numbers")
+    rows = table.scan().to_arrow()
+    assert rows.num_rows == 1000
+    assert sum(rows.column("id").to_pylist()) == sum(range(1000))
+    assert sorted(set(rows.column("bucket").to_pylist())) == list(range(7))
+
+    history = wait_for_history(yarn, app_id)
+    assert history is not None, f"{app_id} not listed by the History Server at {yarn.history_url}"
+    assert history["name"] == "yarn-e2e iceberg write"
+    # The write ran on YARN containers, not in the driver: executors other than
+    # the driver completed the tasks.
+    executors = get_json(f"{yarn.history_url}/api/v1/applications/{app_id}/allexecutors")
+    container_tasks = sum(e["completedTasks"] for e in executors if e["id"] != "driver")
+    assert container_tasks >= 4, executors
+
+
+@pytest.fixture(scope="module")
+def landing(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("landing")
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "infra.datagen", "--mode", "challenge", "--out", str(out),
+                    "--events", "20000", "--days", "3", "--start-date", RUN_DATES[0], "--seed", "11"],
+                   check=True, cwd=ROOT)
+    return out
+
+
+def test_ingest_on_yarn_equals_local_mode(yarn, isolated_catalog, pipeline_zip, landing, tmp_path):
+    from iceberg_catalog.tables import STAGE_OUTPUTS
+
+    job_args = ["--py-files", str(pipeline_zip), "spark_jobs/ingest.py", "--run-id", "yarn_e2e",
+                "--start-date", RUN_DATES[0], "--end-date", RUN_DATES[1],
+                "--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")]
+    local_env = isolated_catalog("local")
+    yarn_env = isolated_catalog("yarn")
+
+    assert spark_submit(["--master", "local[2]", *job_args], local_env, tmp_path / "local.log") is None
+    app_id = spark_submit(["--master", "yarn", "--deploy-mode", "client", *job_args],
+                          {**yarn.env, **yarn_env}, tmp_path / "yarn.log")
+
+    assert app_id is not None, "spark-submit printed no YARN application id"
+    report = wait_for_final_state(yarn, app_id)
+    assert (report["state"], report["finalStatus"]) == ("FINISHED", "SUCCEEDED"), report
+
+    local_catalog, yarn_catalog = pyiceberg_catalog(local_env), pyiceberg_catalog(yarn_env)
+    for name in STAGE_OUTPUTS["ingest"]:
+        expected, actual = sorted_table(local_catalog, name), sorted_table(yarn_catalog, name)
+        assert len(actual) > 0 or name == "bronze.rejected_rows", f"{name} is empty on YARN"
+        assert list(actual.columns) == list(expected.columns), name
+        assert actual.equals(expected), f"{name}: YARN result differs from local mode"
+    interactions = sorted_table(yarn_catalog, "bronze.interactions")
+    assert {str(d) for d in interactions["event_date"].unique()} <= {"2024-03-01", "2024-03-02", "2024-03-03"}
