@@ -44,6 +44,7 @@ class GateResult:
     page_path: str = ""
     gate_seconds: float = 0.0
     table_seconds: dict[str, float] = field(default_factory=dict)
+    phase_seconds: dict[str, float] = field(default_factory=dict)
     stage_seconds: float | None = None
 
     @property
@@ -90,15 +91,32 @@ def batch_frame(spark: SparkSession, suite: Suite, refs: TableRefs, branch: str,
     return df
 
 
+class PhaseClock:
+    """Wall time of each gate phase, to show where a gate's cost goes."""
+
+    def __init__(self, stage: str):
+        self.stage, self.seconds, self._last = stage, {}, time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        took = now - self._last
+        self.seconds[phase] = round(self.seconds.get(phase, 0) + took, 3)
+        self._last = now
+        print(f"[gate {self.stage}] {phase}: {took:.1f}s", flush=True)
+
+
 def run_gate(spark: SparkSession, stage: str, tables: list[str], scope: RunScope, branch: str,
              thresholds: Thresholds = Thresholds(), expectations_dir: Path | None = None,
              cache_batches: bool = True, publish_on_pass: bool = True) -> GateResult:
     started = time.monotonic()
+    clock = PhaseClock(stage)
     result = GateResult(stage, scope.run_id, branch, passed=False)
+    result.phase_seconds = clock.seconds
     missing = [t for t in tables if not spark.catalog.tableExists(identifier(t))]
     if missing:
         raise GateError(f"gate {stage} run {scope.run_id}: tables {missing} do not exist; did the stage run?")
     result.refs = {t: table_refs(spark, t, branch) for t in tables}
+    clock.lap("branch refs")
     if all(r.branch is None for r in result.refs.values()):
         if stage_passed_before(spark, scope.run_id, stage):
             result.passed = result.already_published = True
@@ -113,7 +131,9 @@ def run_gate(spark: SparkSession, stage: str, tables: list[str], scope: RunScope
                                         ParameterContext(spark, scope, thresholds))
     except ParameterError as exc:
         raise GateError(f"gate {stage} run {scope.run_id}: {exc}") from exc
+    clock.lap("suite parameters")
     validator = Validator(data_docs.data_docs_dir(), data_docs.results_store_dir())
+    clock.lap("GX context")
     for suite in suites:
         df = batch_frame(spark, suite, result.refs[suite.table], branch, scope)
         # GX runs one Spark job per metric; caching the batch reads the files once.
@@ -127,16 +147,18 @@ def run_gate(spark: SparkSession, stage: str, tables: list[str], scope: RunScope
             if cache_batches:
                 df.unpersist()
         result.table_seconds[suite.table] = round(time.monotonic() - table_started, 3)
-        print(f"[gate {stage}] validated {suite.table} in {result.table_seconds[suite.table]}s", flush=True)
+        clock.lap(f"validate {suite.table}")
 
     validated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     append_results(spark, [row for v in result.validations
                            for row in result_rows(v, scope.run_id, stage, branch, result.refs[v.table].branch,
                                                   validated_at)])
+    clock.lap("append ops.quality_results")
     result.passed = all(v.passed for v in result.validations)
     if result.passed and publish_on_pass:
         for table, refs in result.refs.items():
             result.published[table] = publish(spark, refs, branch)
+        clock.lap("publish")
 
     result.page_path = data_docs.gate_page_path(branch, stage)
     result.page_url = data_docs.url(result.page_path)
@@ -158,4 +180,5 @@ def result_json(result: GateResult) -> str:
         "blocking_failures": result.blocking_failures, "warnings": result.warnings,
         "data_docs_url": result.page_url, "gate_seconds": round(result.gate_seconds, 3),
         "stage_seconds": result.stage_seconds, "table_seconds": result.table_seconds,
+        "phase_seconds": result.phase_seconds,
     })
