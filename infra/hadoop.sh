@@ -8,6 +8,7 @@
 #   infra/hadoop.sh status         what runs, and the URLs
 #   infra/hadoop.sh env            exports that send spark-submit to this YARN:  eval "$(infra/hadoop.sh env)"
 #   infra/hadoop.sh configure      (re)writes the generated configuration only
+#   infra/hadoop.sh run ROLE       inside a docker-compose.yml container: resourcemanager|nodemanager|history|client
 #   infra/hadoop.sh lock           after changing the pom: records the jars' sha256 in infra/hadoop/lib.sha256
 #
 # Jars: .cache/hadoop/<version>/lib. Config: .local/hadoop/conf (HADOOP_CONF_DIR)
@@ -98,7 +99,7 @@ SPARK_HISTORY_PORT=18080"
 
 port_taken_in_env() { grep -qE "^[A-Z_]+=$1\$" "$PLATFORM_ENV_FILE"; }
 
-ensure_yarn_env() {
+ensure_yarn_env() {  # this machine's single node: ports from platform.env, loopback only
   ensure_platform_env
   local pair name preferred port
   for pair in $YARN_PORT_DEFAULTS; do
@@ -109,12 +110,31 @@ ensure_yarn_env() {
     echo "$name=$port" >> "$PLATFORM_ENV_FILE"
   done
   set -a; . "$PLATFORM_ENV_FILE"; set +a
+  export YARN_NM_HOST="$YARN_HOST" SPARK_HISTORY_HOST="$YARN_HOST" HADOOP_DEFAULT_FS="file:///"
+  export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"
+  export SPARK_YARN_STAGING_DIR="file://$HADOOP_STATE/staging"
+  derived_settings
+}
+
+# docker-compose.yml: one container per daemon, hosts named by the compose
+# services, standard ports, HDFS for staging and event logs. Everything comes
+# from the container's environment; platform.env is not used.
+cluster_settings() {
+  local pair name
+  for pair in $YARN_PORT_DEFAULTS; do name="${pair%%=*}"; export "$name=${!name:-${pair#*=}}"; done
+  export YARN_HOST="${YARN_RM_HOST:-resourcemanager}" YARN_NM_HOST="${YARN_NM_HOST:-$(hostname)}"
+  export SPARK_HISTORY_HOST="${SPARK_HISTORY_HOST:-spark-history}"
+  export HADOOP_DEFAULT_FS="${HADOOP_DEFAULT_FS:-hdfs://namenode:8020}"
+  export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-$HADOOP_DEFAULT_FS/spark-events}"
+  export SPARK_YARN_STAGING_DIR="${SPARK_YARN_STAGING_DIR:-$HADOOP_DEFAULT_FS/user}"
+  derived_settings
+}
+
+derived_settings() {
   # Memory and cores the NodeManager offers; overridable for bigger machines.
   export YARN_NM_MEMORY_MB="${YARN_NM_MEMORY_MB:-8192}" YARN_NM_VCORES="${YARN_NM_VCORES:-4}"
   export YARN_HOST HADOOP_STATE VENV_PYTHON LOCAL_HADOOP_CONF_DIR
   export HADOOP_CONF_DIR="$LOCAL_HADOOP_CONF_DIR" SPARK_CONF_DIR="$SPARK_CONF_DIR_LOCAL"
-  export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"
-  export SPARK_YARN_STAGING_DIR="file://$HADOOP_STATE/staging"
   PYSPARK_HOME="$(pyspark_home)"; export PYSPARK_HOME
   ICEBERG_SPARK_JARS="$(cd "$PLATFORM_HOME" && "$VENV_PYTHON" -c \
     'from iceberg_catalog.config import spark_jars; print(",".join(spark_jars()))')" ||
@@ -146,17 +166,16 @@ render() {  # TEMPLATE DEST 'VAR1 VAR2 ...': substitute only the named variables
   envsubst "$vars" < "$1" > "$2"
 }
 
-configure() {
-  ensure_yarn_env
-  mkdir -p "$HADOOP_CONF_DIR" "$SPARK_CONF_DIR" "$HADOOP_STATE"/{tmp,nm-local,nm-logs,staging,bin} \
-    "${SPARK_EVENT_LOG_DIR#file://}"
-  render "$HADOOP_SRC/core-site.xml.in" "$HADOOP_CONF_DIR/core-site.xml" "HADOOP_STATE"
+configure() {  # renders the configuration for the settings exported before
+  mkdir -p "$HADOOP_CONF_DIR" "$SPARK_CONF_DIR" "$HADOOP_STATE"/{tmp,nm-local,nm-logs,staging,bin}
+  case "$SPARK_EVENT_LOG_DIR" in file:*) mkdir -p "${SPARK_EVENT_LOG_DIR#file://}" ;; esac
+  render "$HADOOP_SRC/core-site.xml.in" "$HADOOP_CONF_DIR/core-site.xml" "HADOOP_STATE HADOOP_DEFAULT_FS"
   render "$HADOOP_SRC/yarn-site.xml.in" "$HADOOP_CONF_DIR/yarn-site.xml" \
-    "YARN_HOST YARN_RM_PORT YARN_RM_SCHEDULER_PORT YARN_RM_TRACKER_PORT YARN_RM_ADMIN_PORT YARN_RM_WEBAPP_PORT
+    "YARN_HOST YARN_NM_HOST YARN_RM_PORT YARN_RM_SCHEDULER_PORT YARN_RM_TRACKER_PORT YARN_RM_ADMIN_PORT YARN_RM_WEBAPP_PORT
      YARN_NM_WEBAPP_PORT YARN_NM_LOCALIZER_PORT YARN_NM_MEMORY_MB YARN_NM_VCORES HADOOP_STATE HADOOP_CONF_DIR"
   cp "$HADOOP_SRC/capacity-scheduler.xml" "$HADOOP_SRC/log4j.properties" "$HADOOP_CONF_DIR/"
   render "$HADOOP_SRC/spark-defaults.conf.in" "$SPARK_CONF_DIR/spark-defaults.conf" \
-    "PYSPARK_HOME ICEBERG_SPARK_JARS SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR YARN_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
+    "PYSPARK_HOME ICEBERG_SPARK_JARS SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR SPARK_HISTORY_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
   render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR"
   # `yarn application -list|-kill ID`, for people and for Airflow's
   # SparkSubmitHook, which kills a task's YARN application with that command.
@@ -222,22 +241,28 @@ yarn_start() {
   is_running yarn-nodemanager "$NM_CLASS" || move_busy_ports YARN_NM_WEBAPP_PORT YARN_NM_LOCALIZER_PORT
   configure
   local t0=$SECONDS
+  # Both JVMs start at once: the NM retries the RM every second until it answers.
   if is_running yarn-resourcemanager "$RM_CLASS"; then
     log "ResourceManager already running"
   else
     start_jvm yarn-resourcemanager "$RM_CLASS" 768m
   fi
-  wait_for yarn-resourcemanager "$RM_CLASS" 120 rm_answers ||
-    die "ResourceManager did not start; see $LOG_DIR/yarn-resourcemanager.log and .out"
   if is_running yarn-nodemanager "$NM_CLASS"; then
     log "NodeManager already running"
   else
     # Containers launch $JAVA_HOME/bin/java: give the NM the machine's JDK.
     JAVA_HOME="$(java_home)" start_jvm yarn-nodemanager "$NM_CLASS" 512m
   fi
+  wait_for yarn-resourcemanager "$RM_CLASS" 120 rm_answers ||
+    die "ResourceManager did not start; see $LOG_DIR/yarn-resourcemanager.log and .out"
   wait_for yarn-nodemanager "$NM_CLASS" 120 node_is_active ||
     die "NodeManager did not register; see $LOG_DIR/yarn-nodemanager.log and .out"
   log "YARN up in $((SECONDS - t0))s: $(rm_url)"
+}
+
+history_opts() {
+  echo "-Dspark.history.fs.logDirectory=$SPARK_EVENT_LOG_DIR -Dspark.history.ui.port=$SPARK_HISTORY_PORT" \
+    "-Dspark.port.maxRetries=0 -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20"
 }
 
 history_start() {
@@ -251,7 +276,7 @@ history_start() {
     local spark_home; spark_home="$PYSPARK_HOME"
     # Bound to loopback like YARN; port retries off so a taken port fails loudly.
     SPARK_HOME="$spark_home" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m SPARK_LOCAL_IP="$YARN_HOST" \
-      SPARK_HISTORY_OPTS="-Dspark.history.fs.logDirectory=$SPARK_EVENT_LOG_DIR -Dspark.history.ui.port=$SPARK_HISTORY_PORT -Dspark.port.maxRetries=0 -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20" \
+      SPARK_HISTORY_OPTS="$(history_opts)" \
       setsid nohup "$spark_home/bin/spark-class" "$HS_CLASS" \
       >"$LOG_DIR/spark-history.out" 2>&1 < /dev/null &
     echo $! > "$(pid_file spark-history)"
@@ -296,10 +321,25 @@ status() {
   return $rc
 }
 
+# docker-compose.yml: `hadoop.sh run ROLE` renders the cluster configuration
+# and becomes the daemon (foreground, logs on stdout, the container's PID 1).
+run_in_container() {
+  cluster_settings
+  configure
+  local log_opts=(-Dhadoop.root.logger=INFO,console -Dlog4j.configuration="file:$HADOOP_CONF_DIR/log4j.properties")
+  case "$1" in
+    resourcemanager) exec java -Xmx1g "${JAVA17_OPENS[@]}" "${log_opts[@]}" -cp "$HADOOP_CONF_DIR:$HADOOP_LIB/*" "$RM_CLASS" ;;
+    nodemanager) exec java -Xmx1g "${JAVA17_OPENS[@]}" "${log_opts[@]}" -cp "$HADOOP_CONF_DIR:$HADOOP_LIB/*" "$NM_CLASS" ;;
+    history) SPARK_HOME="$PYSPARK_HOME" SPARK_HISTORY_OPTS="$(history_opts)" SPARK_NO_DAEMONIZE=1 \
+      exec "$PYSPARK_HOME/bin/spark-class" "$HS_CLASS" ;;
+    client) print_env ;;  # Airflow containers: configuration for spark-submit, exports on stdout
+    *) die "usage: $0 run resourcemanager|nodemanager|history|client" ;;
+  esac
+}
+
 # What a shell, Airflow or a test exports to submit to this YARN. A remote
 # cluster: export HADOOP_CONF_DIR=<its client config> afterwards; nothing else changes.
 print_env() {
-  ensure_yarn_env
   [ -f "$SPARK_CONF_DIR/spark-defaults.conf" ] || configure
   # PLATFORM_*: jobs shipped as --py-files zips cannot find the checkout from
   # their own file path, so they read it from these.
@@ -322,7 +362,7 @@ ENV
 case "${1:-}" in
   install) install ;;
   lock) lock ;;
-  configure) configure; log "wrote $LOCAL_HADOOP_CONF_DIR and $SPARK_CONF_DIR_LOCAL" ;;
+  configure) ensure_yarn_env; configure; log "wrote $LOCAL_HADOOP_CONF_DIR and $SPARK_CONF_DIR_LOCAL" ;;
   start) yarn_start; history_start ;;
   stop) history_stop; yarn_stop ;;
   yarn-start) yarn_start ;;
@@ -330,6 +370,7 @@ case "${1:-}" in
   history-start) history_start ;;
   history-stop) history_stop ;;
   status) status ;;
-  env) print_env ;;
+  env) ensure_yarn_env; print_env ;;
+  run) run_in_container "${2:-}" ;;
   *) die "usage: $0 install|start|stop|status|env|yarn-start|yarn-stop|history-start|history-stop|configure|lock" ;;
 esac

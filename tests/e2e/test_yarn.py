@@ -150,7 +150,11 @@ def test_ingest_on_yarn_equals_local_mode(yarn, isolated_catalog, pipeline_zip, 
     local_env = isolated_catalog("local")
     yarn_env = isolated_catalog("yarn")
 
-    assert spark_submit(["--master", "local[2]", *job_args], local_env, tmp_path / "local.log") is None
+    # The Iceberg and JDBC jars must be on spark-submit's command line (the YARN
+    # profile's spark-defaults.conf carries them as spark.jars): set only from
+    # the job's SparkSession builder they never reach the driver's classpath.
+    local_jars = ["--jars", ",".join(config.spark_jars())]
+    assert spark_submit(["--master", "local[2]", *local_jars, *job_args], local_env, tmp_path / "local.log") is None
     app_id = spark_submit(["--master", "yarn", "--deploy-mode", "client", *job_args],
                           {**yarn.env, **yarn_env}, tmp_path / "yarn.log")
 
