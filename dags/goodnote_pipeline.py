@@ -31,6 +31,7 @@ import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from pipeline_tasks import ENRICH_OPTIONS, SparkJobOperator, stage_assets
+from quality_gate_operator import QualityGateOperator
 
 DATE = {"type": ["null", "string"], "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 
@@ -67,9 +68,9 @@ with DAG(
     def stage(name: str, **kwargs) -> SparkJobOperator:
         return SparkJobOperator(task_id=name, job=name, outlets=stage_assets(name), **kwargs)
 
-    def gate(name: str) -> SparkJobOperator:
-        # Quality gate: audits the run's branch, then fast-forwards main to it.
-        return SparkJobOperator(task_id=f"gate_{name}", job="quality_gate", job_args=["--stage", name])
+    def gate(name: str) -> QualityGateOperator:
+        # Quality gate: audits the run's branch, then fast-forwards main to it; "Data Docs" link.
+        return QualityGateOperator(stage=name)
 
     ingest, enrich = stage("ingest"), stage("enrich", options=ENRICH_OPTIONS)
     ingest >> gate("ingest") >> enrich >> (gate_enrich := gate("enrich"))
