@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib
+import threading
 import re
 import sys
 from pathlib import Path
@@ -53,6 +55,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Importing GX takes seconds; do it while the JVM starts.
+    threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
     from spark_jobs.session import build_spark_session
 
     spark = build_spark_session(f"gate_{args.stage}")

@@ -33,10 +33,20 @@ def branch_identifier(table: str, branch: str | None) -> str:
     return f"{CATALOG}.{table}.branch_{branch}" if branch else identifier(table)
 
 
+def branch_heads(spark: SparkSession, table: str) -> dict[str, int]:
+    """Branch name -> head snapshot id, from the table's metadata through the
+    Iceberg Java API: no Spark job, unlike a query of the ``refs`` table."""
+    try:
+        jtable = spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, identifier(table))
+        refs = jtable.refs()
+        return {name: refs.get(name).snapshotId() for name in refs.keySet() if refs.get(name).isBranch()}
+    except AttributeError:  # no JVM handle (Spark Connect): ask the metadata table
+        return {r["name"]: r["snapshot_id"] for r in
+                spark.sql(f"SELECT name, snapshot_id FROM {identifier(table)}.refs WHERE type = 'BRANCH'").collect()}
+
+
 def table_refs(spark: SparkSession, table: str, branch: str) -> TableRefs:
-    """Heads of main and of ``branch`` from the table's refs metadata table."""
-    heads = {r["name"]: r["snapshot_id"] for r in
-             spark.sql(f"SELECT name, snapshot_id FROM {identifier(table)}.refs WHERE type = 'BRANCH'").collect()}
+    heads = branch_heads(spark, table)
     return TableRefs(table, heads.get("main"), heads.get(branch))
 
 
