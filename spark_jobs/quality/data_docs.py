@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import os
+from urllib.parse import quote
 from pathlib import Path
 
 DEFAULT_PORT = 8765
@@ -59,7 +60,7 @@ def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables:
     e = html.escape
     rows = []
     for t in tables:
-        link = f'<a href="../../{e(t["page"])}">GX validation</a>' if t.get("page") else "no page"
+        link = f'<a href="../../{e(quote(t["page"]))}">GX validation</a>' if t.get("page") else "no page"
         failures = "".join(f"<li>{e(f)}</li>" for f in t["failures"]) or "<li>none</li>"
         status = "passed" if t["passed"] else "FAILED"
         rows.append(f"<tr><td>{e(t['table'])}</td><td>{e(str(t['snapshot_id']))}</td><td class='{status}'>{status}</td>"

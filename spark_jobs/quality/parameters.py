@@ -26,7 +26,8 @@ class ParameterError(LookupError):
 class Thresholds:
     max_rejected_share: float = 0.05
     min_metadata_match_share: float = 0.05  # warning
-    min_metadata_match_share_error: float = 0.0001  # error: a broken join matches (almost) nobody
+    # error: a broken join matches nobody; 1e-9 means "at least one event has metadata"
+    min_metadata_match_share_error: float = 1e-9
 
     @classmethod
     def from_env(cls) -> "Thresholds":

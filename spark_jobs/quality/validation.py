@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import os
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,4 +183,5 @@ class Validator:
         url = urls[0].get("site_url") if urls else None
         if not url or not url.startswith("file://"):
             return None
-        return os.path.relpath(url.removeprefix("file://"), self.data_docs_dir)
+        # GX returns a URL (an '@' in the batch name is %40); we keep the file's path.
+        return os.path.relpath(urllib.parse.unquote(url.removeprefix("file://")), self.data_docs_dir)

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -209,7 +210,7 @@ def test_bad_batch_is_blocked_and_main_keeps_the_previous_data(published_good_ru
     assert "FAILED" in page
     for row in failed.values():  # the gate page links each table's GX validation page, which exists
         assert (Path(env["DATA_DOCS_DIR"]) / row["data_docs_page"]).is_file()
-        assert f'href="../../{row["data_docs_page"]}"' in page
+        assert f'href="../../{quote(row["data_docs_page"])}"' in page
 
 
 def test_gate_task_links_to_its_own_data_docs_page():
