@@ -52,8 +52,14 @@ TRINO_ETL_PASSWORD=$(gen_secret)
 ENV
     umask 022
   fi
-  set -a; . "$PLATFORM_ENV_FILE"; set +a
-  # Environment set by the caller wins over the generated file.
+  # A variable the caller already exported wins over the generated file (tests
+  # point ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE at their own catalog).
+  local line key
+  while IFS= read -r line; do
+    case "$line" in ''|\#*) continue ;; esac
+    key="${line%%=*}"
+    if [ -z "${!key+x}" ]; then export "$line"; fi
+  done < "$PLATFORM_ENV_FILE"
   export SPARK_MASTER="${SPARK_MASTER:-local[*]}"
   mkdir -p "$ICEBERG_WAREHOUSE"
 }

@@ -1,0 +1,177 @@
+"""What every job entry point shares: arguments, the run's date range, table
+writes (to main or to a write-audit-publish branch) and the ops.job_runs row."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import time
+import traceback
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from iceberg_catalog.tables import TABLES, create_all
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Inclusive event-date range of a run; both None means every date."""
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.start is None and self.end is None
+
+    def contains(self, date_col: Column) -> Column:
+        if self.everything:
+            return F.lit(True)
+        return date_col.between(F.lit(self.start), F.lit(self.end))
+
+    def widened(self, days_before: int = 0, days_after: int = 0) -> "DateRange":
+        if self.everything:
+            return self
+        return DateRange(self.start - dt.timedelta(days=days_before), self.end + dt.timedelta(days=days_after))
+
+    def __str__(self) -> str:
+        return "all dates" if self.everything else f"{self.start}..{self.end}"
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--run-id", default=None, help="identifies the run in ops tables (default: manual__<utc time>)")
+    parser.add_argument("--start-date", type=_date, help="first event date to process (inclusive)")
+    parser.add_argument("--end-date", type=_date, help="last event date to process (inclusive)")
+    parser.add_argument("--branch", default=None,
+                        help="write every output table to this Iceberg branch (write-audit-publish) instead of main")
+    return parser
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, DateRange]:
+    args = parser.parse_args(argv)
+    if (args.start_date is None) != (args.end_date is None):
+        args.start_date = args.start_date or args.end_date
+        args.end_date = args.end_date or args.start_date
+    if args.start_date and args.start_date > args.end_date:
+        parser.error(f"--start-date {args.start_date} is after --end-date {args.end_date}")
+    if args.run_id is None:
+        args.run_id = "manual__" + dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    if args.branch is not None and not re.fullmatch(r"[A-Za-z0-9_]+", args.branch):
+        parser.error(f"--branch must match [A-Za-z0-9_]+, got {args.branch!r}")
+    return args, DateRange(args.start_date, args.end_date)
+
+
+def conform(df: DataFrame, table: str) -> DataFrame:
+    """Selects the table's columns in its order, cast to its types; a missing
+    column is an error naming the table and what the DataFrame had."""
+    spec = TABLES[table]
+    schema = [c.strip().split(" ")[:2] for c in spec.columns.split(",")]
+    missing = [name for name, _ in schema if name not in df.columns]
+    if missing:
+        raise ValueError(f"{table}: DataFrame lacks columns {missing}; it has {df.columns}")
+    return df.select(*[F.col(name).cast(type_) for name, type_ in schema])
+
+
+def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column, branch: str | None = None) -> None:
+    """Atomically replaces the rows matching ``replace`` with ``df`` in one
+    Iceberg commit. ``replace`` must select whole partitions of the table."""
+    create_all(spark, [table])
+    identifier = TABLES[table].identifier
+    if branch:
+        spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS {branch}")
+        identifier = f"{identifier}.branch_{branch}"
+    conform(df, table).writeTo(identifier).overwrite(replace)
+
+
+def read_table(spark: SparkSession, table: str) -> DataFrame:
+    """Reads main: upstream stages are published by their gates before we run."""
+    return spark.table(TABLES[table].identifier)
+
+
+@dataclass
+class JobRun:
+    job: str
+    run_id: str
+    started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    rows_in: int | None = None
+    rows_out: int | None = None
+    rows_rejected: int | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+@contextmanager
+def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, branch: str | None):
+    """Records one ops.job_runs row whatever happens, then re-raises failures."""
+    run = JobRun(job, run_id)
+    run.metrics.update({"date_range": str(date_range), "branch": branch, "app_id": spark.sparkContext.applicationId,
+                        "master": spark.sparkContext.master})
+    t0 = time.monotonic()
+    status = "failed"
+    try:
+        yield run
+        status = "succeeded"
+    except Exception as exc:
+        run.metrics["error"] = f"{type(exc).__name__}: {exc}"[:4000]
+        run.metrics["traceback"] = traceback.format_exc()[-4000:]
+        raise
+    finally:
+        run.metrics["wall_seconds"] = round(time.monotonic() - t0, 3)
+        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        row = [(run.run_id, job, run.started_at, finished, status, run.rows_in, run.rows_out, run.rows_rejected,
+                json.dumps(run.metrics, default=str, sort_keys=True))]
+        schema = ("run_id string, job string, started_at timestamp, finished_at timestamp, status string, "
+                  "rows_in bigint, rows_out bigint, rows_rejected bigint, metrics_json string")
+        create_all(spark, ["ops.job_runs"])
+        conform(spark.createDataFrame(row, schema), "ops.job_runs").writeTo("iceberg.ops.job_runs").append()
+        print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
+              f"rows_in={run.rows_in} rows_out={run.rows_out} rows_rejected={run.rows_rejected}")
+
+
+def stage_metrics(spark: SparkSession, job_group: str) -> dict:
+    """Shuffle bytes, spill and max/median task time of the widest stage of the
+    Spark jobs run under ``job_group``, from the driver's REST API."""
+    sc = spark.sparkContext
+    base = sc.uiWebUrl
+    if not base:
+        return {"available": False}
+    api = f"{base}/api/v1/applications/{sc.applicationId}"
+
+    def get(path: str):
+        with urllib.request.urlopen(api + path, timeout=10) as resp:
+            return json.load(resp)
+
+    try:
+        stage_ids = sorted({s for j in get("/jobs") if j.get("jobGroup") == job_group for s in j["stageIds"]})
+        stages = [s for sid in stage_ids for s in get(f"/stages/{sid}") if s["status"] == "COMPLETE"]
+        if not stages:
+            return {"available": False}
+        widest = max(stages, key=lambda s: (s["numTasks"], s.get("executorRunTime", 0)))
+        summary = get(f"/stages/{widest['stageId']}/{widest['attemptId']}/taskSummary?quantiles=0.5,1.0")
+        median, maximum = summary["executorRunTime"]
+        return {
+            "available": True,
+            "stages": len(stages),
+            "shuffle_read_bytes": sum(s.get("shuffleReadBytes", 0) for s in stages),
+            "shuffle_write_bytes": sum(s.get("shuffleWriteBytes", 0) for s in stages),
+            "spill_bytes": sum(s.get("memoryBytesSpilled", 0) + s.get("diskBytesSpilled", 0) for s in stages),
+            "widest_stage_id": widest["stageId"],
+            "widest_stage_tasks": widest["numTasks"],
+            "widest_stage_task_ms_median": median,
+            "widest_stage_task_ms_max": maximum,
+            "widest_stage_max_median_ratio": round(maximum / median, 3) if median else None,
+        }
+    except Exception as exc:  # metrics must never fail the job
+        return {"available": False, "error": str(exc)[:500]}

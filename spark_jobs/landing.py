@@ -1,0 +1,83 @@
+"""Reads landing files (CSV with a header, or Parquet; one file or a tree with
+Hive-style ``name=value`` folders) into string columns for validation."""
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.common import DateRange
+from spark_jobs.transforms.ingest import CORRUPT
+
+
+class LandingInputError(RuntimeError):
+    pass
+
+
+def _list_files(spark: SparkSession, path: str) -> list[str]:
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(hpath):
+        raise LandingInputError(f"input not found: {path}")
+    files, it = [], fs.listFiles(hpath, True)
+    while it.hasNext():
+        p = it.next().getPath()
+        rel = p.toString()
+        if not any(part.startswith(("_", ".")) for part in rel.split("/")[-1:]):
+            files.append(rel)
+    if not files:
+        raise LandingInputError(f"input {path} contains no data files")
+    return files
+
+
+def _partition_columns(files: list[str], root: str) -> list[str]:
+    root = root.rstrip("/")
+    cols = []
+    for f in files[:1000]:
+        for part in f.split(root.split("://")[-1], 1)[-1].split("/")[:-1]:
+            if "=" in part and part.split("=", 1)[0] not in cols:
+                cols.append(part.split("=", 1)[0])
+    return cols
+
+
+def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame:
+    """String columns ``fields`` + ``_corrupt_record`` + ``source_file`` +
+    ``folder_date`` (from a ``date=`` folder, else NULL). A ``date=`` tree is
+    pruned to the run's dates; a flat file is read whole."""
+    files = _list_files(spark, path)
+    partitions = _partition_columns(files, path)
+    file_fields = [f for f in fields if f not in partitions]
+    is_parquet = all(f.endswith(".parquet") for f in files)
+    if is_parquet:
+        df = spark.read.parquet(path)
+        missing = [f for f in fields if f not in df.columns]
+        if missing:
+            raise LandingInputError(f"{path}: Parquet schema lacks columns {missing}; found {df.columns}")
+        casts = []
+        for f in fields:
+            dtype = dict(df.dtypes)[f]
+            col = F.date_format(F.col(f), "yyyy-MM-dd HH:mm:ss") if dtype == "timestamp" else F.col(f).cast("string")
+            casts.append(col.alias(f))
+        df = df.select(*casts, *[c for c in partitions if c not in fields], F.lit(None).cast("string").alias(CORRUPT),
+                       F.col("_metadata.file_path").alias("source_file"))
+    else:
+        schema = ", ".join(f"`{f}` STRING" for f in file_fields) + f", `{CORRUPT}` STRING"
+        df = (
+            spark.read.option("header", True)
+            # Compare each file's header with the contract instead of trusting positions.
+            .option("enforceSchema", False)
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT)
+            .schema(schema)
+            .csv(path)
+        )
+        df = df.select("*", F.col("_metadata.file_path").alias("source_file"))
+        for f in fields:
+            if f in partitions:
+                df = df.withColumn(f, F.col(f).cast("string"))
+    if "date" in partitions:
+        df = df.withColumn("folder_date", F.col("date").cast("date"))
+        df = df.where(date_range.contains(F.col("folder_date")))
+    else:
+        df = df.withColumn("folder_date", F.lit(None).cast("date"))
+    return df.select(*fields, CORRUPT, "source_file", "folder_date")

@@ -1,0 +1,48 @@
+"""performance: silver -> gold.app_version_latency(_overall), device_latency(_association), usage_anomalies.
+
+A day's anomaly baseline is the 14 days before it, so new events on d change
+anomalies on d..d+14; per-day latency changes only on d; the rest is over all dates."""
+from __future__ import annotations
+
+import sys
+
+from pyspark.sql import functions as F
+
+from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
+from spark_jobs.session import build_spark_session
+from spark_jobs.transforms import performance as T
+
+BASELINE_DAYS = 14
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--latency-actions", default="page_view",
+                        help="comma-separated action types whose duration_ms is a page load time")
+    parser.add_argument("--anomaly-min-events", type=int, default=20)
+    args, dates = parse_args(parser, argv)
+    actions = tuple(a.strip() for a in args.latency_actions.split(",") if a.strip())
+    spark = build_spark_session(f"performance {args.run_id}")
+
+    with job_run(spark, "performance", args.run_id, dates, args.branch) as run:
+        enriched = read_table(spark, "silver.interactions_enriched")
+        in_run = dates.contains(F.col("event_date"))
+        write_table(spark, T.app_version_latency(enriched.where(in_run), actions), "gold.app_version_latency",
+                    in_run, args.branch)
+        write_table(spark, T.app_version_latency_overall(enriched, actions), "gold.app_version_latency_overall",
+                    F.lit(True), args.branch)
+        write_table(spark, T.device_latency(enriched, actions), "gold.device_latency", F.lit(True), args.branch)
+        write_table(spark, T.device_latency_association(enriched, actions), "gold.device_latency_association",
+                    F.lit(True), args.branch)
+        days = dates.widened(days_after=BASELINE_DAYS)
+        anomalies = T.usage_anomalies(enriched.where(days.widened(days_before=BASELINE_DAYS).contains(F.col("event_date"))),
+                                      actions, args.anomaly_min_events)
+        write_table(spark, anomalies.where(days.contains(F.col("event_date"))), "gold.usage_anomalies",
+                    days.contains(F.col("event_date")), args.branch)
+        run.rows_in = enriched.where(in_run).count()
+        run.rows_out, run.rows_rejected = run.rows_in, 0
+        run.metrics.update({"latency_actions": list(actions), "anomaly_min_events": args.anomaly_min_events})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

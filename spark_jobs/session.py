@@ -1,0 +1,51 @@
+"""Builds the SparkSession every job and test uses.
+
+The master is whatever launched us: spark-submit's ``--master`` when submitted,
+otherwise ``SPARK_MASTER`` (default ``local[*]``) for ``python -m`` and pytest.
+Only configuration differs between laptop, YARN and tests; never the code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from iceberg_catalog import config
+
+# Settings that hold on every master. Shuffle partitions follow the data via
+# AQE coalescing, so the static number only caps the first shuffle.
+BASE_CONF = {
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.sql.adaptive.skewJoin.enabled": "true",
+    "spark.sql.shuffle.partitions": os.environ.get("SPARK_SHUFFLE_PARTITIONS", "64"),
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+def event_log_dir() -> str:
+    state = Path(os.environ.get("PLATFORM_STATE", config.PROJECT_ROOT / ".local"))
+    return os.environ.get("SPARK_EVENT_LOG_DIR", (state / "spark-events").resolve().as_uri())
+
+
+def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name)
+    launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
+    if not launched_by_spark_submit:
+        builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
+        builder = builder.config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+    log_dir = event_log_dir()
+    if log_dir.startswith("file:"):
+        Path(log_dir.removeprefix("file:").removeprefix("//")).mkdir(parents=True, exist_ok=True)
+    conf = {
+        **BASE_CONF,
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": log_dir,
+        **config.spark_conf(),
+        **(extra_conf or {}),
+    }
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -1,0 +1,107 @@
+"""Parsing and validation of landing rows: raw strings in, typed accepted rows
+and rejected rows (with their reason) out. Every row read lands in exactly one
+of the two, so accepted + rejected = rows read."""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+INTERACTION_FIELDS = ["user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version"]
+METADATA_FIELDS = ["user_id", "join_date", "country", "device_type", "subscription_type"]
+CORRUPT = "_corrupt_record"  # the raw line, set by Spark's CSV reader when the column count is wrong
+
+TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
+DATE_FORMAT = "yyyy-MM-dd"
+
+
+def _first_failure(*checks: tuple[Column, str]) -> Column:
+    """The reason of the first failing check, in the contract's order; NULL when all pass."""
+    expr = F.lit(None).cast("string")
+    for failed, reason in reversed(checks):
+        expr = F.when(failed, F.lit(reason)).otherwise(expr)
+    return expr
+
+
+def _raw(fields: list[str]) -> Column:
+    """The raw line when Spark kept it, else a JSON object of the raw values."""
+    return F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*[F.col(f) for f in fields])))
+
+
+def _is_empty(c: Column) -> Column:
+    return c.isNull() | (c == "")
+
+
+def classify_interactions(raw: DataFrame) -> DataFrame:
+    """Adds ``reject_reason`` (NULL = accepted) and the typed columns.
+
+    Input: the string fields of INTERACTION_FIELDS, ``_corrupt_record``,
+    ``source_file`` and ``folder_date`` (the Hive ``date=`` folder, or NULL).
+    """
+    event_ts = F.try_to_timestamp(F.col("timestamp"), F.lit(TIMESTAMP_FORMAT))
+    # The pattern check keeps the parser from accepting anything but the contract's shape.
+    ts_ok = F.col("timestamp").rlike(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$") & event_ts.isNotNull()
+    duration = F.col("duration_ms").try_cast("bigint")
+    duration_ok = F.col("duration_ms").rlike(r"^[0-9]+$") & duration.isNotNull()
+    reason = _first_failure(
+        (F.col(CORRUPT).isNotNull(), "wrong_column_count"),
+        (_is_empty(F.col("user_id")), "empty_user_id"),
+        (~F.coalesce(ts_ok, F.lit(False)), "bad_timestamp"),
+        (~F.coalesce(duration_ok, F.lit(False)), "bad_duration_ms"),
+        (~F.coalesce(F.col("app_version").rlike(r"^\d+\.\d+\.\d+$"), F.lit(False)), "bad_app_version"),
+    )
+    return raw.select(
+        "*",
+        reason.alias("reject_reason"),
+        event_ts.alias("event_ts"),
+        F.to_date(event_ts).alias("event_date"),
+        duration.alias("duration_ms_typed"),
+    )
+
+
+def accepted_interactions(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reject_reason").isNull()).select(
+        "user_id", "event_ts", "event_date", "action_type", "page_id",
+        F.col("duration_ms_typed").alias("duration_ms"), "app_version", "source_file",
+    )
+
+
+def rejected_interactions(classified: DataFrame, run_id: str) -> DataFrame:
+    """Rejected rows are dated by their folder, else their timestamp when it parses."""
+    return classified.where(F.col("reject_reason").isNotNull()).select(
+        F.lit("user_interactions").alias("dataset"),
+        F.coalesce(F.col("folder_date"), F.col("event_date")).alias("event_date"),
+        "source_file",
+        _raw(INTERACTION_FIELDS).alias("raw"),
+        F.col("reject_reason").alias("reason"),
+        F.lit(run_id).alias("run_id"),
+    )
+
+
+def classify_metadata(raw: DataFrame) -> DataFrame:
+    """Adds ``reject_reason`` and the typed ``join_date_typed`` to raw metadata rows."""
+    join_date = F.try_to_timestamp(F.col("join_date"), F.lit(DATE_FORMAT)).cast("date")
+    join_ok = F.col("join_date").rlike(r"^\d{4}-\d{2}-\d{2}$") & join_date.isNotNull()
+    reason = _first_failure(
+        (F.col(CORRUPT).isNotNull(), "wrong_column_count"),
+        (_is_empty(F.col("user_id")), "empty_user_id"),
+        (~F.coalesce(join_ok, F.lit(False)), "bad_join_date"),
+    )
+    return raw.select("*", reason.alias("reject_reason"), join_date.alias("join_date_typed"))
+
+
+def accepted_metadata(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reject_reason").isNull()).select(
+        "user_id", F.col("join_date_typed").alias("join_date"), "country", "device_type", "subscription_type",
+        "source_file",
+    )
+
+
+def rejected_metadata(classified: DataFrame, run_id: str) -> DataFrame:
+    return classified.where(F.col("reject_reason").isNotNull()).select(
+        F.lit("user_metadata").alias("dataset"),
+        F.lit(None).cast("date").alias("event_date"),
+        "source_file",
+        _raw(METADATA_FIELDS).alias("raw"),
+        F.col("reject_reason").alias("reason"),
+        F.lit(run_id).alias("run_id"),
+    )

@@ -1,0 +1,71 @@
+import datetime as dt
+
+from spark_jobs.transforms import ingest as T
+from tests.assertions import assert_rows
+
+RAW = "user_id string, timestamp string, action_type string, page_id string, duration_ms string, app_version string, _corrupt_record string, source_file string, folder_date date"
+
+
+def classify(spark, rows):
+    return T.classify_interactions(spark.createDataFrame(rows, RAW))
+
+
+def test_each_reject_reason_in_contract_order(spark):
+    rows = [
+        ("u1", "2023-07-01 14:30:15", "page_view", "p1", "12000", "5.7.3", None, "f.csv", None),
+        ("u2", "2023-07-01 14:30:15", "edit", "p1", None, None, "u2,2023-07-01 14:30:15,edit,p1", "f.csv", None),
+        ("", "not a time", "edit", "p1", "-1", "x", None, "f.csv", None),  # several faults: the first one counts
+        (None, "2023-07-01 14:30:15", "edit", "p1", "1", "1.0.0", None, "f.csv", None),
+        ("u3", "2023-02-30 00:00:00", "edit", "p1", "1", "1.0.0", None, "f.csv", None),
+        ("u3", "2023-7-1 00:00:00", "edit", "p1", "1", "1.0.0", None, "f.csv", None),
+        ("u4", "2023-07-01 00:00:00", "edit", "p1", "-5", "1.0.0", None, "f.csv", None),
+        ("u4", "2023-07-01 00:00:00", "edit", "p1", "1.5", "1.0.0", None, "f.csv", None),
+        ("u4", "2023-07-01 00:00:00", "edit", "p1", "99999999999999999999", "1.0.0", None, "f.csv", None),
+        ("u5", "2023-07-01 00:00:00", "edit", "p1", "0", "1.0", None, "f.csv", None),
+        ("u5", "2023-07-01 00:00:00", "edit", "p1", "0", "v1.0.0", None, "f.csv", None),
+    ]
+    out = classify(spark, rows).select("user_id", "reject_reason")
+    assert [r.reject_reason for r in out.collect()] == [
+        None, "wrong_column_count", "empty_user_id", "empty_user_id", "bad_timestamp", "bad_timestamp",
+        "bad_duration_ms", "bad_duration_ms", "bad_duration_ms", "bad_app_version", "bad_app_version",
+    ]
+
+
+def test_accepted_rows_are_typed(spark):
+    rows = [("u1", "2023-07-01 23:59:59", "page_view", "p1", "0", "10.20.30", None, "f.csv", None)]
+    out = T.accepted_interactions(classify(spark, rows))
+    assert_rows(out, ["user_id", "event_ts", "event_date", "action_type", "page_id", "duration_ms", "app_version", "source_file"],
+                [("u1", dt.datetime(2023, 7, 1, 23, 59, 59), dt.date(2023, 7, 1), "page_view", "p1", 0, "10.20.30", "f.csv")])
+
+
+def test_rejected_rows_keep_raw_values_reason_and_date(spark):
+    rows = [
+        ("u2", "2023-07-01 10:00:00", "edit", "p1", None, None, "u2,2023-07-01 10:00:00,edit,p1", "a.csv", None),
+        ("u3", "2023-07-02 10:00:00", "edit", "p1", "-1", "1.0.0", None, "b.csv", None),
+        ("u4", "bad", "edit", "p1", "1", "1.0.0", None, "c.csv", dt.date(2023, 7, 9)),
+    ]
+    out = T.rejected_interactions(classify(spark, rows), "run-1")
+    assert_rows(out, ["dataset", "event_date", "source_file", "raw", "reason", "run_id"], [
+        # Still dated by its timestamp field, so a re-run of that date replaces it.
+        ("user_interactions", dt.date(2023, 7, 1), "a.csv", "u2,2023-07-01 10:00:00,edit,p1", "wrong_column_count", "run-1"),
+        ("user_interactions", dt.date(2023, 7, 2), "b.csv",
+         '{"user_id":"u3","timestamp":"2023-07-02 10:00:00","action_type":"edit","page_id":"p1","duration_ms":"-1","app_version":"1.0.0"}',
+         "bad_duration_ms", "run-1"),
+        ("user_interactions", dt.date(2023, 7, 9), "c.csv",
+         '{"user_id":"u4","timestamp":"bad","action_type":"edit","page_id":"p1","duration_ms":"1","app_version":"1.0.0"}',
+         "bad_timestamp", "run-1"),
+    ])
+
+
+def test_metadata_rows_accepted_and_rejected(spark):
+    schema = "user_id string, join_date string, country string, device_type string, subscription_type string, _corrupt_record string, source_file string, folder_date date"
+    raw = spark.createDataFrame([
+        ("u1", "2022-01-15", "US", "iPad", "free", None, "m.csv", None),
+        ("", "2022-01-15", "US", "iPad", "free", None, "m.csv", None),
+        ("u2", "2022-13-01", "US", "iPad", "free", None, "m.csv", None),
+        ("u3", None, None, None, None, "u3,2022-01-15", "m.csv", None),
+    ], schema)
+    classified = T.classify_metadata(raw)
+    assert_rows(T.accepted_metadata(classified), ["user_id", "join_date", "country", "device_type", "subscription_type", "source_file"],
+                [("u1", dt.date(2022, 1, 15), "US", "iPad", "free", "m.csv")])
+    assert sorted(r.reason for r in T.rejected_metadata(classified, "r").collect()) == ["bad_join_date", "empty_user_id", "wrong_column_count"]
