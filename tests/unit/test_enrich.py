@@ -49,7 +49,7 @@ def test_every_strategy_gives_the_same_left_join(spark):
 
 
 def test_hot_keys_reports_share(spark):
-    rows = T.hot_keys(_events(spark), 0.1, 10).collect()
+    rows = T.hot_keys(_events(spark), 0.2, 10).collect()  # the others hold 0.1 each
     assert [(r.user_id, r.events, r.share) for r in rows] == [("hot", 8, 0.8)]
 
 

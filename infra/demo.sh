@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# make demo: every service, realistic data, one Airflow DAG run over all the
+# generated dates, then what was published and where to look at it.
+. "$(dirname "$0")/lib.sh"
+ensure_platform_env
+cd "$PLATFORM_HOME"
+PY="$PLATFORM_HOME/.venv/bin/python"
+: "${DEMO_EVENTS:=300000}" "${DEMO_DAYS:=35}" "${DEMO_START:=2023-07-01}"
+DEMO_END="$(date -d "$DEMO_START + $((DEMO_DAYS - 1)) days" +%F)"
+export LANDING_DIR="$PLATFORM_STATE/landing"
+
+bash infra/postgres.sh start
+log "generating $DEMO_EVENTS realistic events over $DEMO_START..$DEMO_END into $LANDING_DIR"
+"$PY" -m infra.datagen --mode realistic --out "$LANDING_DIR" --events "$DEMO_EVENTS" \
+  --start-date "$DEMO_START" --days "$DEMO_DAYS" --seed 42 >/dev/null
+bash infra/hadoop.sh start
+bash infra/datadocs.sh start
+bash infra/trino.sh start
+bash infra/airflow.sh start
+
+log "triggering goodnote_pipeline over $DEMO_START..$DEMO_END through Airflow"
+"$PY" infra/airflow/trigger.py --start-date "$DEMO_START" --end-date "$DEMO_END" --conf '{}'
+
+echo
+"$PY" -m iceberg_catalog.summary
+echo
+for q in dau_stickiness p95_load_time_by_app_version; do
+  log "saved query $q through Trino (as analyst)"
+  bin/trino --file "iceberg_catalog/saved_queries/$q.sql" --output-format ALIGNED | head -15
+done
+
+ensure_platform_env
+cat <<TXT
+
+== where to look ==
+Airflow UI         http://localhost:${AIRFLOW_PORT}   user admin, password ${AIRFLOW_ADMIN_PASSWORD}
+YARN UI            $(bash infra/hadoop.sh env | sed -n 's/^export YARN_RM_URL=//p' | tr -d "'\"")
+Spark History      $(bash infra/hadoop.sh env | sed -n 's/^export SPARK_HISTORY_URL=//p' | tr -d "'\"")
+Data Docs          $(bash infra/datadocs.sh url)
+Trino              https://localhost:${TRINO_PORT}   bin/trino (analyst); password in .local/platform.env
+Stop everything:   make down
+TXT
