@@ -137,80 +137,90 @@ def device_latency_association(
     time grouped by device_type, NULL device excluded.
 
     Scaling: events are never collected or sorted globally. They are reduced
-    once to counts per (device_type, duration_ms); average ranks come from a
-    running count over the *distinct* durations (a window without partitionBy,
-    which runs on one task, but over distinct millisecond values - at most a few
-    hundred thousand even for billions of events), and rank sums per device come
-    from joining those ranks back to the counts. Spark reuses the counting
-    exchange for every branch below, so the events are scanned once.
+    once to cells = counts per (device_type, duration_ms). Average ranks come
+    from a running count over the *distinct* durations (a window without
+    partitionBy, which runs in one task, but over distinct millisecond values:
+    bounded by the duration range, a few hundred thousand at most even for
+    billions of events) joined back to the cells. Everything after that is one
+    linear chain over cells and then over device groups, so the plan scans the
+    events once (the counting exchange is reused by the ranking branch) and no
+    optimizer pruning can fork it into separate rescans.
 
-    Undefined cases return the row with NULL statistics instead of raising:
-    fewer than two device groups (no between-group comparison; scipy refuses
-    these too) -> eta_squared, kruskal_h and kruskal_p_value are NULL; all
-    durations equal (total sum of squares 0, tie correction 0) -> the same.
-    ``events`` is always the page-load count with a device (0 when none).
+    Undefined cases give the row with NULL statistics instead of raising:
+    fewer than two device groups (nothing to compare; scipy refuses these too)
+    -> eta_squared, kruskal_h and kruskal_p_value are NULL; all durations
+    equal (total sum of squares 0, tie correction 0) -> the same. ``events``
+    is always the number of page loads with a device (0 when none).
     """
-    loads = page_loads(enriched, latency_actions).where(F.col("device_type").isNotNull())
-    counts = loads.groupBy("device_type", "duration_ms").agg(F.count(F.lit(1)).alias("n"))
-    ties_by_value = counts.groupBy("duration_ms").agg(F.sum("n").alias("ties"))
-
-    # Average rank of a value = (#events below it) + (ties + 1) / 2; kept doubled
-    # so it stays an exact long.
-    below = Window.orderBy("duration_ms").rowsBetween(Window.unboundedPreceding, -1)
-    ranked_values = ties_by_value.select(
-        "duration_ms",
-        (2 * F.coalesce(F.sum("ties").over(below), F.lit(0)) + F.col("ties") + 1).alias("twice_avg_rank"),
+    # duration_ms is never NULL in silver; stating it makes both uses of the
+    # cell counts plan-identical (the optimizer infers it for the join side
+    # only), so Spark reuses one exchange instead of scanning the events twice.
+    loads = page_loads(enriched, latency_actions).where(
+        F.col("device_type").isNotNull() & F.col("duration_ms").isNotNull()
     )
-    groups = (
-        counts.join(ranked_values, "duration_ms")
-        .groupBy("device_type")
-        .agg(
-            F.sum("n").alias("n"),
-            F.sum(F.col("n") * F.col("duration_ms")).alias("sum_ms"),
-            F.sum(F.col("n") * F.col("twice_avg_rank")).alias("twice_rank_sum"),
+    cell_counts = loads.groupBy("device_type", "duration_ms").agg(F.count(F.lit(1)).alias("n"))
+
+    # Average rank of a value = (#events below it) + (ties + 1) / 2; doubled so
+    # it stays an exact long.
+    below = Window.orderBy("duration_ms").rowsBetween(Window.unboundedPreceding, -1)
+    ranked_values = (
+        cell_counts.groupBy("duration_ms")
+        .agg(F.sum("n").alias("ties"))
+        .select(
+            "duration_ms",
+            "ties",
+            (2 * F.coalesce(F.sum("ties").over(below), F.lit(0)) + F.col("ties") + 1).alias("twice_avg_rank"),
         )
     )
-    totals = groups.agg(
-        F.coalesce(F.sum("n"), F.lit(0)).cast("long").alias("events"),
+    per_device = Window.partitionBy("device_type")
+    cells = cell_counts.join(ranked_values, "duration_ms").withColumn(
+        "group_mean", F.sum(F.col("n") * F.col("duration_ms")).over(per_device) / F.sum("n").over(per_device)
+    )
+    groups = cells.groupBy("device_type").agg(
+        F.sum("n").alias("n"),
+        F.sum(F.col("n") * F.col("duration_ms")).alias("sum_ms"),
+        F.sum(F.col("n") * F.col("twice_avg_rank")).alias("twice_rank_sum"),
+        # Two-pass within-group sum of squares (stable, unlike sum(x^2) - n*mean^2).
+        F.sum(F.col("n") * (F.col("duration_ms") - F.col("group_mean")) ** 2).alias("ss_within"),
+        # sum over values of t^3 - t, spread over the cells of each value:
+        # sum_cells n * (t^2 - 1). A double: t^3 overflows a long from ~2 million ties.
+        F.sum(F.col("n") * (F.col("ties").cast("double") ** 2 - 1)).alias("tie_sum"),
+    )
+    # One row per device type, so a window over all of them is tiny.
+    all_groups = Window.rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    events_all = F.sum("n").over(all_groups)
+    summary = groups.select(
+        "*",
+        events_all.alias("events"),
+        (F.sum("sum_ms").over(all_groups) / events_all).alias("grand_mean"),
+    ).agg(
+        F.coalesce(F.max("events"), F.lit(0)).cast("long").alias("events"),
         F.count(F.lit(1)).alias("n_groups"),
-        (F.sum("sum_ms").cast("double") / _nonzero(F.sum("n"))).alias("grand_mean"),
-    )
-
-    # Two-pass sums of squares around the grand mean (stable, unlike sum(x^2) - n*mean^2).
-    group_mean = F.col("sum_ms").cast("double") / F.col("n")
-    mean_rank_offset = F.col("twice_rank_sum") / (2 * F.col("n")) - (F.col("events") + 1) / 2
-    between = groups.crossJoin(totals).agg(
-        F.sum(F.col("n") * (group_mean - F.col("grand_mean")) ** 2).alias("ss_between"),
-        F.sum(F.col("n") * mean_rank_offset**2).alias("rank_ss_between"),
-    )
-    spread = ties_by_value.crossJoin(totals).agg(
-        F.sum(F.col("ties") * (F.col("duration_ms") - F.col("grand_mean")) ** 2).alias("ss_total"),
-        # t^3 overflows a long from t ~ 2 million ties; a double is precise enough here.
-        F.sum(F.col("ties").cast("double") ** 3 - F.col("ties")).alias("tie_sum"),
+        F.sum(F.col("n") * (F.col("sum_ms") / F.col("n") - F.col("grand_mean")) ** 2).alias("ss_between"),
+        F.sum("ss_within").alias("ss_within"),
+        F.sum(F.col("n") * (F.col("twice_rank_sum") / (2 * F.col("n")) - (F.col("events") + 1) / 2) ** 2).alias(
+            "rank_ss_between"
+        ),
+        F.sum("tie_sum").alias("tie_sum"),
     )
 
     n = F.col("events").cast("double")
     defined = F.col("n_groups") >= 2
+    ss_total = F.col("ss_between") + F.col("ss_within")
     tie_correction = 1 - F.col("tie_sum") / _nonzero(n**3 - n)
     # H = 12 / (N(N+1)) * sum_g n_g (mean_rank_g - (N+1)/2)^2, the centred form of
     # 12/(N(N+1)) * sum R_g^2/n_g - 3(N+1) that avoids cancelling two large terms.
     uncorrected_h = 12 / (n * (n + 1)) * F.col("rank_ss_between")
-    kruskal_h = F.when(defined, uncorrected_h / _nonzero(tie_correction))
-    return (
-        totals.crossJoin(between)
-        .crossJoin(spread)
-        .select(
-            "events",
-            F.when(defined, F.col("ss_between") / _nonzero(F.col("ss_total"))).alias("eta_squared"),
-            kruskal_h.alias("kruskal_h"),
-            F.col("n_groups"),
-        )
-        .select(
-            "events",
-            "eta_squared",
-            "kruskal_h",
-            _chi2_survival(F.col("kruskal_h"), F.col("n_groups") - 1).alias("kruskal_p_value"),
-        )
+    return summary.select(
+        "events",
+        F.when(defined, F.col("ss_between") / _nonzero(ss_total)).alias("eta_squared"),
+        F.when(defined, uncorrected_h / _nonzero(tie_correction)).alias("kruskal_h"),
+        "n_groups",
+    ).select(
+        "events",
+        "eta_squared",
+        "kruskal_h",
+        _chi2_survival(F.col("kruskal_h"), F.col("n_groups") - 1).alias("kruskal_p_value"),
     )
 
 
