@@ -227,7 +227,7 @@ wait_for() {  # NAME CLASS SECONDS COMMAND...: poll until COMMAND succeeds, whil
 }
 
 rm_url() { echo "http://$YARN_HOST:$YARN_RM_WEBAPP_PORT"; }
-history_url() { echo "http://$YARN_HOST:$SPARK_HISTORY_PORT"; }
+history_url() { echo "http://$SPARK_HISTORY_HOST:$SPARK_HISTORY_PORT"; }
 
 rm_answers() { curl -fsS "$(rm_url)/ws/v1/cluster/info" | grep -q '"state":"STARTED"'; }
 node_is_active() { curl -fsS "$(rm_url)/ws/v1/cluster/metrics" | grep -qE '"activeNodes":[1-9]'; }

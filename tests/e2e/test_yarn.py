@@ -22,6 +22,8 @@ from tests.e2e.yarn_service import (
     spark_submit,
     wait_for_final_state,
     wait_for_history,
+    wait_for_state,
+    yarn_cli,
 )
 
 RUN_DATES = ("2024-03-01", "2024-03-03")
@@ -132,11 +134,50 @@ def test_pyspark_app_writes_iceberg_on_yarn(yarn, isolated_catalog, pipeline_zip
     assert container_tasks >= 4, executors
 
 
+SLOW_APP = textwrap.dedent('''
+    """Keeps two executors busy for minutes: something to kill."""
+    import sys, time
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName(sys.argv[1]).getOrCreate()
+    spark.sparkContext.parallelize(range(2), 2).foreach(lambda _: time.sleep(600))
+''')
+
+
+def test_yarn_cli_kills_a_running_application(yarn, tmp_path):
+    """What a retried Airflow task relies on: `yarn application -kill` ends the
+    earlier attempt's application, and the RM records it KILLED."""
+    import os
+    import subprocess
+
+    from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
+
+    name = f"yarn-e2e kill {uuid.uuid4().hex[:6]}"
+    app = tmp_path / "slow_app.py"
+    app.write_text(SLOW_APP)
+    with open(tmp_path / "spark-submit.log", "w") as log:
+        submit = subprocess.Popen([str(SPARK_SUBMIT), "--master", "yarn", str(app), name], cwd=ROOT,
+                                  env={**os.environ, **platform_env(), **yarn.env}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        running = wait_for_state(yarn, name, {"RUNNING"})
+        assert running is not None, f"{name} never reached RUNNING; see {tmp_path / 'spark-submit.log'}"
+
+        killed = yarn_cli(yarn, "application", "-kill", running["id"])
+
+        assert killed.returncode == 0, killed.stderr
+        report = wait_for_final_state(yarn, running["id"], timeout=60)
+        assert (report["state"], report["finalStatus"]) == ("KILLED", "KILLED")
+        assert submit.wait(timeout=120) != 0  # the driver sees its application die
+    finally:
+        if submit.poll() is None:
+            submit.kill()
+
+
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("landing")
     subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "infra.datagen", "--mode", "challenge", "--out", str(out),
-                    "--events", "20000", "--days", "3", "--start-date", RUN_DATES[0], "--seed", "11"],
+                    "--events", "5000", "--days", "3", "--start-date", RUN_DATES[0], "--seed", "11"],
                    check=True, cwd=ROOT)
     return out
 

@@ -124,3 +124,22 @@ def spark_submit(args: list[str], env: dict[str, str], log_path: Path, timeout: 
                              f"log {log_path}:\n{text[-4000:]}")
     found = APPLICATION_ID.search(text)
     return found.group(0) if found else None
+
+
+def wait_for_state(cluster: YarnCluster, name: str, states: set[str], timeout: float = 180) -> dict | None:
+    """The newest application called NAME once it is in one of STATES, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        apps = (get_json(f"{cluster.rm_url}/ws/v1/cluster/apps").get("apps") or {}).get("app", [])
+        mine = sorted((a for a in apps if a["name"] == name), key=lambda a: a["startedTime"])
+        if mine and mine[-1]["state"] in states:
+            return mine[-1]
+        time.sleep(2)
+    return None
+
+
+def yarn_cli(cluster: YarnCluster, *args: str) -> subprocess.CompletedProcess:
+    """The `yarn` command `infra/hadoop.sh env` puts on PATH (what Airflow's
+    SparkSubmitHook runs to kill a task's application)."""
+    return subprocess.run(["yarn", *args], env={**os.environ, **cluster.env}, capture_output=True, text=True,
+                          timeout=180)
