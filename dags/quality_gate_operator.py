@@ -10,14 +10,19 @@ from there, so no plugin registration is needed. No I/O at import time.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperatorLink
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from pipeline_tasks import PROJECT_ROOT, SparkJobOperator, wap_branch
 
 DEFAULT_DATA_DOCS_PORT = 8765
+# spark_jobs/quality_gate.py exits 1 when an error expectation failed: a verdict
+# on the data, which retrying cannot change (other codes may be transient).
+GATE_FAILED_EXIT = re.compile(r"Error code is: 1\.")
 
 
 def data_docs_port(env_file: Path = PROJECT_ROOT / ".local" / "platform.env") -> int:
@@ -51,3 +56,14 @@ class QualityGateOperator(SparkJobOperator):
         kwargs.setdefault("task_id", f"gate_{stage}")
         super().__init__(job="quality_gate", job_args=["--stage", stage], **kwargs)
         self.stage = stage
+
+    def execute(self, context: Any) -> None:
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            if GATE_FAILED_EXIT.search(str(exc)):
+                url = gate_page_url(context["run_id"], self.stage, data_docs_port())
+                raise AirflowFailException(
+                    f"quality gate {self.stage} blocked run {context['run_id']}: error expectations failed, main "
+                    f"left untouched, branch kept. Data Docs: {url}") from exc
+            raise
