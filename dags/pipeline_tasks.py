@@ -213,8 +213,11 @@ class SparkJobOperator(SparkSubmitOperator):
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
         params = context["params"]
         dates = event_dates(params, context.get("data_interval_start"), context.get("data_interval_end"))
+        # Kept apart so that a second execute() of the same object (dag.test()
+        # retries in-process) does not append the run's arguments twice.
+        self._templated_args = getattr(self, "_templated_args", None) or list(self.application_args)
         self.application_args = [
-            *self.application_args, *date_args(dates), *option_args(self.options, params),
+            *self._templated_args, *date_args(dates), *option_args(self.options, params),
             "--branch", wap_branch(run_id),
         ]
         # The catalog jars must be on spark-submit's own command line: a JVM that
@@ -229,14 +232,14 @@ class SparkJobOperator(SparkSubmitOperator):
         # repository root, as when the logged command is pasted there by hand.
         os.chdir(PROJECT_ROOT)
         hook = self._hook = self._get_hook()
-        master = hook._connection["master"]
-        if master.startswith("yarn"):
+        # A client-mode driver of an earlier attempt may linger on this machine;
+        # on YARN its application may also still hold containers.
+        self._kill_earlier_local_attempts(application_name(dag_id, self.task_id, run_id))
+        if hook._connection["master"].startswith("yarn"):
             properties = os.environ.get("PIPELINE_SPARK_PROPERTIES_FILE")
             if properties:
                 hook._properties_file = properties
             self._kill_earlier_yarn_attempts(hook, tag)
-        else:
-            self._kill_earlier_local_attempts(application_name(dag_id, self.task_id, run_id))
         super().execute(context)
 
     def _get_hook(self):
