@@ -67,7 +67,11 @@ install() {
     log "hadoop $HADOOP_VERSION jars present and verified ($HADOOP_LIB)"
     return
   fi
-  command -v mvn >/dev/null || die "mvn not found: apt-get install maven"
+  if ! command -v mvn >/dev/null; then  # Debian's Maven resolves the jars; only needed on the first run
+    log "installing maven (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq maven >/dev/null || die "cannot install maven"
+  fi
   log "resolving hadoop $HADOOP_VERSION jars from Maven Central"
   local staging="$HADOOP_LIB.part"
   rm -rf "$staging"; mkdir -p "$staging"
