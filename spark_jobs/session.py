@@ -7,6 +7,7 @@ Only configuration differs between laptop, YARN and tests; never the code.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -31,6 +32,8 @@ def event_log_dir() -> str:
 
 
 def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None) -> SparkSession:
+    # Python workers run the driver's interpreter (the project venv), not whatever python3 is on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_spark_submit:
