@@ -269,25 +269,26 @@ history_opts() {
     "-Dspark.port.maxRetries=0 -Dspark.history.fs.update.interval=5s -Dspark.history.retainedApplications=20"
 }
 
-history_start() {
+history_launch() {  # starts the History Server without waiting for it
   ensure_yarn_env
   is_running spark-history "$HS_CLASS" || move_busy_ports SPARK_HISTORY_PORT
   configure
-  local t0=$SECONDS
   if is_running spark-history "$HS_CLASS"; then
     log "Spark History Server already running"
-  else
-    local spark_home; spark_home="$PYSPARK_HOME"
-    # Bound to loopback like YARN; port retries off so a taken port fails loudly.
-    SPARK_HOME="$spark_home" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m SPARK_LOCAL_IP="$YARN_HOST" \
-      SPARK_HISTORY_OPTS="$(history_opts)" \
-      setsid nohup "$spark_home/bin/spark-class" "$HS_CLASS" \
-      >"$LOG_DIR/spark-history.out" 2>&1 < /dev/null &
-    echo $! > "$(pid_file spark-history)"
+    return
   fi
-  wait_for spark-history "$HS_CLASS" 90 history_answers ||
+  # Bound to loopback like YARN; port retries off so a taken port fails loudly.
+  SPARK_HOME="$PYSPARK_HOME" SPARK_CONF_DIR="$SPARK_CONF_DIR" SPARK_DAEMON_MEMORY=512m SPARK_LOCAL_IP="$YARN_HOST" \
+    SPARK_HISTORY_OPTS="$(history_opts)" \
+    setsid nohup "$PYSPARK_HOME/bin/spark-class" "$HS_CLASS" \
+    >"$LOG_DIR/spark-history.out" 2>&1 < /dev/null &
+  echo $! > "$(pid_file spark-history)"
+}
+
+history_wait() {
+  wait_for spark-history "$HS_CLASS" 120 history_answers ||
     die "Spark History Server did not start; see $LOG_DIR/spark-history.out"
-  log "Spark History Server up in $((SECONDS - t0))s: $(history_url)"
+  log "Spark History Server up: $(history_url)"
 }
 
 stop_daemon() {  # NAME CLASS: TERM, then KILL after 30 s
@@ -367,11 +368,11 @@ case "${1:-}" in
   install) install ;;
   lock) lock ;;
   configure) ensure_yarn_env; configure; log "wrote $LOCAL_HADOOP_CONF_DIR and $SPARK_CONF_DIR_LOCAL" ;;
-  start) yarn_start; history_start ;;
+  start) t0=$SECONDS; history_launch; yarn_start; history_wait; log "all up in $((SECONDS - t0))s" ;;
   stop) history_stop; yarn_stop ;;
   yarn-start) yarn_start ;;
   yarn-stop) yarn_stop ;;
-  history-start) history_start ;;
+  history-start) history_launch; history_wait ;;
   history-stop) history_stop ;;
   status) status ;;
   env) ensure_yarn_env; print_env ;;
