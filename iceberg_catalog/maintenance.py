@@ -126,12 +126,17 @@ def _scalar(cursor, sql: str) -> int:
 
 
 def table_exists(cursor, table: str) -> bool:
-    namespace, name = table.split(".")
-    cursor.execute(
-        f"SELECT count(*) FROM {MAINTENANCE_CATALOG}.information_schema.tables "
-        f"WHERE table_schema = '{namespace}' AND table_name = '{name}'"
-    )
-    return cursor.fetchall()[0][0] > 0
+    """Loads the table itself (listings of a JDBC catalog may lag a fresh create)."""
+    from trino.exceptions import TrinoUserError
+
+    try:
+        cursor.execute(f"SELECT count(*) FROM {metadata_table(table, 'refs')}")
+        cursor.fetchall()
+        return True
+    except TrinoUserError as e:
+        if e.error_name in ("TABLE_NOT_FOUND", "SCHEMA_NOT_FOUND"):
+            return False
+        raise
 
 
 def run_action(cursor, table: str, action: str, policy: Policy) -> ActionResult:

@@ -6,23 +6,31 @@
 # install  downloads trino-server-core, the trino-iceberg plugin and the CLI
 #          from Maven Central (sha256 pinned in infra/checksums.sha256) and
 #          unpacks them under .local/trino; a second run is offline and a no-op.
-# start    writes .local/trino/etc from platform.env + iceberg_catalog/config.py
+# start    writes $TRINO_HOME/etc from platform.env + iceberg_catalog/config.py
 #          (TLS key pair and internal secret made once), starts, waits until ready.
+#
+# The caller's environment wins over platform.env, so a second, isolated
+# instance (tests) runs with its own TRINO_HOME, TRINO_PORT, TRINO_HTTP_PORT,
+# ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE (and TRINO_HEAP, default 4G).
 . "$(dirname "$0")/lib.sh"
 . "$PLATFORM_HOME/infra/versions.sh"
 ensure_platform_env
 
-TRINO_HOME="$PLATFORM_STATE/trino"
-SERVER_DIR="$TRINO_HOME/server-$TRINO_VERSION"
+# Installed once per checkout and shared by every instance: server, CLI, TLS.
+INSTALL_DIR="$PLATFORM_STATE/trino"
+SERVER_DIR="$INSTALL_DIR/server-$TRINO_VERSION"
+CLI_JAR="$INSTALL_DIR/trino-cli.jar"
+TLS_DIR="$INSTALL_DIR/tls"
+SHARED_SECRET_FILE="$INSTALL_DIR/internal-shared-secret"
+# Per instance: configuration, data, pid, logs.
+TRINO_HOME="${TRINO_HOME:-$INSTALL_DIR}"
+TRINO_HEAP="${TRINO_HEAP:-4G}"
 ETC_DIR="$TRINO_HOME/etc"
 DATA_DIR="$TRINO_HOME/data"
-TLS_DIR="$TRINO_HOME/tls"
+PID_FILE="$TRINO_HOME/run/trino.pid"
+SERVER_LOG="$TRINO_HOME/logs/server.log"
 KEYSTORE="$TLS_DIR/trino-keystore.pem"   # private key + certificate, read by the server
 CA_CERT="$TLS_DIR/trino-ca.pem"          # certificate only, what clients trust
-SHARED_SECRET_FILE="$TRINO_HOME/internal-shared-secret"
-PID_FILE="$PLATFORM_STATE/run/trino.pid"
-SERVER_LOG="$PLATFORM_STATE/logs/trino-server.log"
-CLI_JAR="$TRINO_HOME/trino-cli.jar"
 TRINO_MIN_JAVA=24   # Trino 476 runs on Java 24 or newer
 # The plugins this server loads; server-core ships a few more we do not use.
 KEEP_PLUGINS="iceberg password-authenticators"
@@ -109,13 +117,13 @@ render_etc() {
   "$(venv_python)" "$PLATFORM_HOME/infra/trino/render_etc.py" \
     --etc-dir "$ETC_DIR" --data-dir "$DATA_DIR" --plugin-dir "$SERVER_DIR/plugin" \
     --keystore "$KEYSTORE" --shared-secret-file "$SHARED_SECRET_FILE" \
-    --https-port "$TRINO_PORT" --http-port "$TRINO_HTTP_PORT"
+    --https-port "$TRINO_PORT" --http-port "$TRINO_HTTP_PORT" --heap "$TRINO_HEAP"
 }
 
 launcher() {
   "$SERVER_DIR/bin/launcher" --jvm-dir "$(find_java_home)" \
     --etc-dir "$ETC_DIR" --data-dir "$DATA_DIR" --pid-file "$PID_FILE" \
-    --server-log-file "$SERVER_LOG" --launcher-log-file "$PLATFORM_STATE/logs/trino-launcher.log" "$@"
+    --server-log-file "$SERVER_LOG" --launcher-log-file "$TRINO_HOME/logs/launcher.log" "$@"
 }
 
 is_running() { [ -d "$SERVER_DIR" ] && launcher status >/dev/null 2>&1; }
@@ -132,14 +140,14 @@ start() {
   if is_running; then
     log "trino already running on https://localhost:$TRINO_PORT"
   else
+    mkdir -p "$DATA_DIR" "$TRINO_HOME/run" "$TRINO_HOME/logs"
     render_etc
-    mkdir -p "$DATA_DIR"
     launcher start >/dev/null
   fi
   local waited=0
   until is_ready; do
     if ! is_running; then tail -40 "$SERVER_LOG" >&2 || true; die "trino exited during startup; log: $SERVER_LOG"; fi
-    [ "$waited" -ge 240 ] && die "trino not ready after ${waited}s; log: $SERVER_LOG"
+    [ "$waited" -ge 420 ] && die "trino not ready after ${waited}s; log: $SERVER_LOG"
     sleep 2; waited=$((waited + 2))
   done
   log "trino ready on https://localhost:$TRINO_PORT (CA certificate: $CA_CERT)"

@@ -34,7 +34,7 @@ BCRYPT_COST = 10  # Trino rejects bcrypt costs below 8
 
 
 def server_properties(*, https_port: int, http_port: int, keystore: Path, shared_secret: str,
-                      etc_dir: Path, plugin_dir: Path) -> dict[str, str]:
+                      etc_dir: Path, plugin_dir: Path, heap_gb: int) -> dict[str, str]:
     """One coordinator that is also the worker, HTTPS + passwords for clients.
 
     The HTTP port stays open because the node talks to itself over it
@@ -55,16 +55,32 @@ def server_properties(*, https_port: int, http_port: int, keystore: Path, shared
         "plugin.dir": str(plugin_dir),
         "catalog.config-dir": str(etc_dir / "catalog"),
         "catalog.management": "static",
-        # Memory for a 24 GB machine that also runs Spark: heap 4 GB (jvm.config),
+        # Memory for a 24 GB machine that also runs Spark: heap 4 GB by default,
         # a query may use half of it; the rest is headroom for the engine.
-        "query.max-memory": "2GB",
-        "query.max-memory-per-node": "2GB",
-        "query.max-total-memory": "2GB",
+        "query.max-memory": query_memory(heap_gb),
+        "query.max-memory-per-node": query_memory(heap_gb),
+        "query.max-total-memory": query_memory(heap_gb),
         "query.max-execution-time": "10m",
         "query.max-run-time": "15m",
         "task.concurrency": "2",
         "web-ui.authentication.type": "form",
     }
+
+
+def query_memory(heap_gb: int) -> str:
+    """Half the heap: Trino keeps 30% of it as headroom and needs room to plan."""
+    return f"{max(heap_gb * 1024 // 2, 256)}MB"
+
+
+def parse_heap_gb(heap: str) -> int:
+    if not heap.upper().endswith("G") or not heap[:-1].isdigit() or int(heap[:-1]) < 1:
+        raise SystemExit(f"render_etc: heap {heap!r} must be whole gigabytes like 4G")
+    return int(heap[:-1])
+
+
+def jvm_config(template: str, heap_gb: int) -> str:
+    return "".join(f"-Xmx{heap_gb}G\n" if line.startswith("-Xmx") else f"{line}\n"
+                   for line in template.splitlines())
 
 
 def node_properties(data_dir: Path) -> dict[str, str]:
@@ -121,16 +137,17 @@ def write_private(path: Path, text: str) -> None:
 
 
 def render(etc_dir: Path, data_dir: Path, plugin_dir: Path, keystore: Path, shared_secret: str,
-           https_port: int, http_port: int) -> None:
+           https_port: int, http_port: int, heap_gb: int = 4) -> None:
     s = settings()
     missing = [v for v in USERS_PASSWORD_VARIABLES.values() if not s.get(v)]
     if missing:
         raise SystemExit(f"render_etc: {missing} missing from platform.env; delete it and run make bootstrap")
     write_private(etc_dir / "config.properties", properties_text(server_properties(
         https_port=https_port, http_port=http_port, keystore=keystore, shared_secret=shared_secret,
-        etc_dir=etc_dir, plugin_dir=plugin_dir)))
+        etc_dir=etc_dir, plugin_dir=plugin_dir, heap_gb=heap_gb)))
     write_private(etc_dir / "node.properties", properties_text(node_properties(data_dir)))
-    for name in ("jvm.config", "log.properties", "rules.json"):
+    write_private(etc_dir / "jvm.config", jvm_config((HERE / "jvm.config").read_text(), heap_gb))
+    for name in ("log.properties", "rules.json"):
         write_private(etc_dir / name, (HERE / name).read_text())
     write_private(etc_dir / "access-control.properties", properties_text({
         "access-control.name": "file",
@@ -159,9 +176,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shared-secret-file", type=Path, required=True)
     p.add_argument("--https-port", type=int, required=True)
     p.add_argument("--http-port", type=int, required=True)
+    p.add_argument("--heap", default="4G", help="JVM heap in whole gigabytes, e.g. 4G")
     a = p.parse_args(argv)
     render(a.etc_dir, a.data_dir, a.plugin_dir, a.keystore, a.shared_secret_file.read_text().strip(),
-           a.https_port, a.http_port)
+           a.https_port, a.http_port, parse_heap_gb(a.heap))
 
 
 if __name__ == "__main__":
