@@ -1,0 +1,179 @@
+"""Skew-join evidence: the enrich join of skewed realistic events to silver.user_dim,
+four ways, with Spark's own size-based broadcast disabled (the enrich job does that).
+
+    python -m bench.skew_join --events 2000000 --repeats 3      # `make bench-skew`
+
+  sort-merge  --join-strategy shuffle; AQE skew handling effectively off
+              (skew thresholds far above the data)
+  aqe-skew    --join-strategy shuffle; AQE skew join with its thresholds lowered
+              to this data's scale (the defaults only fire above 256 MB)
+  salted      --join-strategy salted: hot users' events spread over salt buckets
+  broadcast   --join-strategy broadcast: no shuffle of the events at all
+
+Every variant uses the same static shuffle partitions (--partitions) and no
+partition coalescing, so the tasks of the join stage are directly comparable.
+(The job's session builder fixes spark.sql.adaptive.*.enabled; coalescing is
+neutralised through its size settings instead: parallelismFirst=false with a
+tiny advisory size.) For each variant: wall time, tasks and max/median task
+time of the join stage (the heaviest stage of the job's "enrich-join" job
+group, from the event log, cross-checked with ops.job_runs.metrics_json
+join_stage), shuffle bytes and spill. Results: bench/results/skew-<events>.json/.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from bench import eventlog
+from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
+                       run_stage)
+
+NO_COALESCE = {
+    "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
+    "spark.sql.adaptive.advisoryPartitionSizeInBytes": "1",
+}
+SKEW_OFF = {
+    "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "1000000",
+    "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(1 << 40),
+}
+
+
+def aqe_skew_conf(partition_bytes: int) -> dict:
+    """AQE skew join at this data's scale: a partition is skewed above 4x the median
+    and above 2x the mean partition; it is split into pieces of about a mean partition."""
+    return {
+        "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
+        "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(max(partition_bytes, 1024)),
+        "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "4",
+        "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(max(2 * partition_bytes, 1024)),
+    }
+
+
+def join_stage_figures(event_log: str | None, run_id: str) -> dict:
+    if not event_log:
+        return {}
+    app = eventlog.summarize(Path(event_log))
+    stages = app.group_stages(f"enrich-join-{run_id}")
+    if not stages:
+        return {}
+    heaviest = max(stages, key=lambda s: sum(s.task_run_ms))
+    d = heaviest.as_dict()
+    return {
+        "join_stage_id": d["stage_id"], "join_stage_tasks": len(heaviest.task_run_ms),
+        "join_task_ms_max": d["task_ms_max"], "join_task_ms_median": d["task_ms_median"],
+        "join_max_median": d["max_median_ratio"], "join_stage_duration_ms": d["duration_ms"],
+        "group_shuffle_write_bytes": sum(s.shuffle_write_bytes for s in stages),
+        "group_shuffle_read_bytes": sum(s.shuffle_read_bytes for s in stages),
+        "group_spill_bytes": sum(s.memory_spilled + s.disk_spilled for s in stages),
+        "join_stage_shuffle_read_bytes": d["shuffle_read_bytes"],
+    }
+
+
+def run_variant(name: str, strategy: str, conf: dict, landing: Path, args, stamp: str, i: int) -> dict:
+    run_id = f"skew-{name}-{stamp}-{i}"
+    extra = ["--join-strategy", strategy, "--salt-buckets", str(args.salt_buckets),
+             "--hot-key-min-share", str(args.hot_key_min_share)]
+    r = run_stage("enrich", run_id, landing, args.master, args.driver_memory, extra, conf)
+    metrics = (r.get("job_run") or {}).get("metrics") or {}
+    return {"variant": name, "run_id": run_id, "wall_s": r["wall_s"], "load_avg": r["load_avg"],
+            "app_shuffle_write_bytes": r.get("shuffle_write_bytes"),
+            "app_spill_bytes": (r.get("spill_memory_bytes") or 0) + (r.get("spill_disk_bytes") or 0),
+            "join_strategy_recorded": metrics.get("join_strategy"), "hot_keys": len(metrics.get("hot_keys") or []),
+            "job_runs_join_stage": metrics.get("join_stage"), **join_stage_figures(r.get("event_log"), run_id),
+            "event_log": r.get("event_log")}
+
+
+def summarize(runs: list[dict]) -> dict:
+    keys = ["wall_s", "join_stage_tasks", "join_task_ms_max", "join_task_ms_median", "join_max_median",
+            "group_shuffle_write_bytes", "group_spill_bytes", "app_shuffle_write_bytes", "app_spill_bytes", "load_avg"]
+    return {k: median([r.get(k) for r in runs]) for k in keys} | {"runs": len(runs)}
+
+
+def markdown(report: dict) -> str:
+    lines = [f"## Skew join, {report['events']:,} realistic events ({report['finished_at']})", "",
+             f"{report['partitions']} shuffle partitions, no coalescing, Spark's auto-broadcast off; hot users "
+             f"(>= {report['hot_key_min_share']:.0%} of events): {report['hot_keys']}; medians of {report['repeats']} runs; "
+             f"load average {report['load_min']}-{report['load_max']}.", "",
+             "| variant | wall s | join stage tasks | task ms max / median | max/median | shuffle written (join jobs) | spill |",
+             "|---|---|---|---|---|---|---|"]
+    for name, s in report["variants"].items():
+        lines.append(f"| {name} | {s['wall_s']:.1f} | {s['join_stage_tasks'] or '-'} | "
+                     f"{s['join_task_ms_max'] or '-'} / {s['join_task_ms_median'] or '-'} | "
+                     f"{s['join_max_median'] if s['join_max_median'] is not None else '-'} | "
+                     f"{fmt_bytes(s['group_shuffle_write_bytes'])} | {fmt_bytes(s['group_spill_bytes'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--users", type=int, default=20_000)
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--partitions", type=int, default=200, help="static shuffle partitions of every variant")
+    ap.add_argument("--salt-buckets", type=int, default=32)
+    ap.add_argument("--hot-key-min-share", type=float, default=0.01)
+    ap.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"))
+    ap.add_argument("--driver-memory", default=os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+    ap.add_argument("--variants", default="sort-merge,aqe-skew,salted,broadcast")
+    args = ap.parse_args(argv)
+
+    os.environ["SPARK_SHUFFLE_PARTITIONS"] = str(args.partitions)
+    prepare_platform()
+    landing = dataset(args.events, args.seed, args.days, args.users)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    reset_catalog()
+    run_stage("ingest", f"skew-ingest-{stamp}", landing, args.master, args.driver_memory)
+    print(f"skew: {args.events:,} events ingested from {landing}; load {load_average()}", flush=True)
+
+    wanted = args.variants.split(",")
+    runs: dict[str, list[dict]] = {}
+    # The naive join first: its join stage's shuffle read sizes AQE's thresholds.
+    order = ["sort-merge"] + [v for v in wanted if v != "sort-merge"]
+    for name in order:
+        for i in range(args.repeats):
+            if name == "sort-merge":
+                r = run_variant(name, "shuffle", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
+            elif name == "aqe-skew":
+                naive = runs["sort-merge"]
+                per_partition = int(statistics.median(
+                    [(x.get("join_stage_shuffle_read_bytes") or 0) for x in naive]) / args.partitions)
+                r = run_variant(name, "shuffle", aqe_skew_conf(per_partition), landing, args, stamp, i)
+                r["aqe_conf"] = aqe_skew_conf(per_partition)
+            elif name == "salted":
+                r = run_variant(name, "salted", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
+            elif name == "broadcast":
+                r = run_variant(name, "broadcast", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
+            else:
+                raise SystemExit(f"unknown variant {name}")
+            runs.setdefault(name, []).append(r)
+            print(f"  {name} {i + 1}/{args.repeats}: wall {r['wall_s']:.1f}s, join stage max/median "
+                  f"{r.get('join_task_ms_max')}/{r.get('join_task_ms_median')} = {r.get('join_max_median')} "
+                  f"(tasks {r.get('join_stage_tasks')}), load {r['load_avg']}", flush=True)
+    loads = [r["load_avg"] for rs in runs.values() for r in rs]
+    report = {"events": args.events, "users": args.users, "days": args.days, "partitions": args.partitions,
+              "repeats": args.repeats, "hot_key_min_share": args.hot_key_min_share,
+              "hot_keys": max((r["hot_keys"] for rs in runs.values() for r in rs), default=0),
+              "landing": str(landing), "load_min": min(loads), "load_max": max(loads),
+              "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "variants": {n: summarize(runs[n]) for n in order if n in wanted}, "runs": runs}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"skew-{args.events}.json").write_text(json.dumps(report, indent=1, default=str))
+    md = markdown(report)
+    (RESULTS / f"skew-{args.events}.md").write_text(md)
+    print(md)
+    naive = report["variants"].get("sort-merge", {}).get("join_max_median") or 0
+    if naive < 10:
+        print(f"WARNING: the naive join's max/median is {naive} < 10: the data is not skewed enough "
+              f"(raise --partitions or lower --users)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

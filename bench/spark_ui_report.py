@@ -1,0 +1,148 @@
+"""Spark UI analysis from event logs: per job (Spark application), its three largest
+bottlenecks with their figures.
+
+    python -m bench.spark_ui_report                       # newest bench run of each stage
+    python -m bench.spark_ui_report --match bench-1000000 # apps whose name contains this
+    python -m bench.spark_ui_report --logs .local/spark-events/eventlog_v2_local-...
+
+The event logs are the files the History Server reads (.local/spark-events), so
+every figure here can be checked on the History Server's Stages tab.
+
+Candidate bottlenecks, each with an estimate of the task time it costs (the
+ranking key, a heuristic stated here so it can be argued with):
+  heaviest stage  the stage with the most task time; cost = its task time
+  task-time skew  a stage whose slowest task is far above its median; cost =
+                  (max - median) task time, i.e. how long the other cores idle
+  shuffle         bytes written + read; cost = shuffle write time + fetch wait
+  spill           bytes spilled to memory/disk; cost = disk bytes at 100 MB/s
+  GC              JVM GC time of all tasks; cost = GC time
+  scan            input bytes read from files; cost = task time of scan stages
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench import eventlog
+from bench.run import RESULTS, fmt_bytes
+
+STAGES = ["ingest", "enrich", "engagement", "performance", "sessions"]
+SPILL_BYTES_PER_S = 100 * 1024 * 1024
+
+
+def short(name: str, n: int = 60) -> str:
+    return name if len(name) <= n else name[: n - 1] + "…"
+
+
+def bottlenecks(app: eventlog.AppStats) -> list[dict]:
+    stages = [s for s in app.stages.values() if s.task_run_ms]
+    if not stages:
+        return []
+    total_ms = sum(sum(s.task_run_ms) for s in stages) or 1
+    found = []
+    heavy = max(stages, key=lambda s: sum(s.task_run_ms))
+    hd = heavy.as_dict()
+    found.append({"kind": "heaviest stage", "cost_s": sum(heavy.task_run_ms) / 1000,
+                  "figures": f"stage {heavy.stage_id} '{short(heavy.name)}': {hd['run_ms_total'] / 1000:.1f} s task time "
+                             f"({sum(heavy.task_run_ms) / total_ms:.0%} of the job), {hd['tasks']} tasks, "
+                             f"input {fmt_bytes(hd['input_bytes'])}, shuffle read {fmt_bytes(hd['shuffle_read_bytes'])}, "
+                             f"written {fmt_bytes(hd['shuffle_write_bytes'])}"})
+    skewed = max(stages, key=lambda s: max(s.task_run_ms) - sorted(s.task_run_ms)[len(s.task_run_ms) // 2])
+    sd = skewed.as_dict()
+    if len(skewed.task_run_ms) > 1:
+        found.append({"kind": "task-time skew", "cost_s": (sd["task_ms_max"] - sd["task_ms_median"]) / 1000,
+                      "figures": f"stage {skewed.stage_id} '{short(skewed.name)}': max task {sd['task_ms_max']} ms vs "
+                                 f"median {sd['task_ms_median']} ms (x{sd['max_median_ratio']}) over {sd['tasks']} tasks"})
+    shuffle_w = sum(s.shuffle_write_bytes for s in stages)
+    shuffle_r = sum(s.shuffle_read_bytes for s in stages)
+    if shuffle_w or shuffle_r:
+        top = max(stages, key=lambda s: s.shuffle_write_bytes)
+        cost = sum(s.shuffle_write_time_ns for s in stages) / 1e9 + sum(s.shuffle_fetch_wait_ms for s in stages) / 1000
+        found.append({"kind": "shuffle", "cost_s": cost,
+                      "figures": f"{fmt_bytes(shuffle_w)} written / {fmt_bytes(shuffle_r)} read in "
+                                 f"{sum(1 for s in stages if s.shuffle_write_bytes)} stages; largest: stage {top.stage_id} "
+                                 f"'{short(top.name)}' writes {fmt_bytes(top.shuffle_write_bytes)}; "
+                                 f"write time + fetch wait {cost:.1f} s"})
+    spill_mem = sum(s.memory_spilled for s in stages)
+    spill_disk = sum(s.disk_spilled for s in stages)
+    if spill_mem or spill_disk:
+        top = max(stages, key=lambda s: s.disk_spilled + s.memory_spilled)
+        found.append({"kind": "spill", "cost_s": spill_disk / SPILL_BYTES_PER_S,
+                      "figures": f"{fmt_bytes(spill_mem)} spilled from memory, {fmt_bytes(spill_disk)} to disk; most in "
+                                 f"stage {top.stage_id} '{short(top.name)}'"})
+    gc = sum(s.gc_ms for s in stages)
+    if gc:
+        top = max(stages, key=lambda s: s.gc_ms)
+        found.append({"kind": "GC", "cost_s": gc / 1000,
+                      "figures": f"{gc / 1000:.1f} s GC = {gc / total_ms:.1%} of task time; worst stage {top.stage_id} "
+                                 f"'{short(top.name)}' {top.gc_ms / 1000:.1f} s"})
+    scans = [s for s in stages if s.input_bytes]
+    if scans:
+        scan_ms = sum(sum(s.task_run_ms) for s in scans)
+        found.append({"kind": "scan", "cost_s": scan_ms / 1000,
+                      "figures": f"{fmt_bytes(sum(s.input_bytes for s in scans))} read "
+                                 f"({sum(s.input_records for s in scans):,} records) by {len(scans)} stages taking "
+                                 f"{scan_ms / 1000:.1f} s task time ({scan_ms / total_ms:.0%})"})
+    return sorted(found, key=lambda b: b["cost_s"], reverse=True)
+
+
+def analyse(log: Path) -> dict:
+    app = eventlog.summarize(log)
+    t = app.totals()
+    jobs = sorted(app.jobs.items(), key=lambda kv: (kv[1].get("end") or 0) - (kv[1].get("start") or 0), reverse=True)
+    return {"app_name": app.name, "app_id": app.app_id, "event_log": str(log),
+            "app_duration_s": t["app_duration_s"], "task_run_s": t["task_run_s"], "spark_jobs": t["jobs"],
+            "stages": t["stages"], "tasks": t["tasks"],
+            "slowest_spark_jobs": [{"job_id": j, "s": ((v.get("end") or 0) - (v.get("start") or 0)) / 1000,
+                                    "description": short(v.get("description") or "", 80)} for j, v in jobs[:3]],
+            "bottlenecks": bottlenecks(app)[:3]}
+
+
+def pick_logs(log_dir: Path, match: str | None) -> list[Path]:
+    """The newest event log of each pipeline stage whose app name contains MATCH (default: 'bench-')."""
+    chosen: dict[str, tuple[float, Path]] = {}
+    for p in log_dir.iterdir():
+        name = eventlog.app_name(p) or ""
+        stage = name.split(" ", 1)[0]
+        if stage in STAGES and (match or "bench-") in name:
+            mtime = p.stat().st_mtime
+            if stage not in chosen or mtime > chosen[stage][0]:
+                chosen[stage] = (mtime, p)
+    return [chosen[s][1] for s in STAGES if s in chosen]
+
+
+def markdown(results: list[dict]) -> str:
+    lines = ["## Spark UI analysis: three largest bottlenecks per job", ""]
+    for r in results:
+        lines += [f"### {r['app_name']} ({r['app_id']}): {r['app_duration_s'] or 0:.1f} s app, "
+                  f"{r['task_run_s']:.1f} s task time, {r['spark_jobs']} Spark jobs, {r['stages']} stages, {r['tasks']} tasks", ""]
+        for i, b in enumerate(r["bottlenecks"], 1):
+            lines.append(f"{i}. **{b['kind']}** (~{b['cost_s']:.1f} s): {b['figures']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--logs", nargs="*", type=Path)
+    ap.add_argument("--log-dir", type=Path, default=eventlog.default_log_dir())
+    ap.add_argument("--match", help="only apps whose name contains this (default 'bench-')")
+    ap.add_argument("--out", default="spark-ui", help="result file stem under bench/results")
+    args = ap.parse_args(argv)
+    logs = args.logs or pick_logs(args.log_dir, args.match)
+    if not logs:
+        print(f"no matching event logs in {args.log_dir}", file=sys.stderr)
+        return 1
+    results = [analyse(p) for p in logs]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1, default=str))
+    md = markdown(results)
+    (RESULTS / f"{args.out}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

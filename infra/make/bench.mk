@@ -1,0 +1,32 @@
+# Performance benchmarks (issue 6). See docs/performance.md.
+#   make bench                       1M realistic events, 3 runs: Spark per stage vs DuckDB
+#   make bench BENCH_EVENTS=10000000 BENCH_ARGS=--extras
+#   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast)
+#   make bench-ui                    the three largest bottlenecks per job, from the event logs
+#   make bench-scaling               1M, 3M, 10M, 30M events, one run each (long)
+# Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
+BENCH_EVENTS ?= 1000000
+BENCH_REPEATS ?= 3
+BENCH_ARGS ?=
+BENCH_ENV = ICEBERG_CATALOG_DB=iceberg_bench ICEBERG_WAREHOUSE=$(CURDIR)/.local/bench-warehouse
+
+.PHONY: bench bench-skew bench-ui bench-scaling bench-parity
+
+bench: package
+	$(BENCH_ENV) bash infra/postgres.sh start
+	$(BENCH_ENV) $(PY) -m bench.run --events $(BENCH_EVENTS) --repeats $(BENCH_REPEATS) $(BENCH_ARGS)
+
+bench-skew: package
+	$(BENCH_ENV) bash infra/postgres.sh start
+	$(BENCH_ENV) $(PY) -m bench.skew_join $(BENCH_ARGS)
+
+bench-ui:
+	$(PY) -m bench.spark_ui_report $(BENCH_ARGS)
+
+bench-scaling: package
+	$(BENCH_ENV) bash infra/postgres.sh start
+	for n in 1000000 3000000 10000000 30000000; do \
+	  $(BENCH_ENV) $(PY) -m bench.run --events $$n --repeats 1 --tag scaling || exit 1; done
+
+bench-parity:
+	$(PY) -m pytest tests/integration/test_duckdb_parity.py -v -p no:cacheprovider
