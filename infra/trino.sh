@@ -168,11 +168,32 @@ status() {
   fi
 }
 
+# How a new user connects; passwords are in platform.env, never printed.
+connect_info() {
+  cat <<INFO
+Trino: https://localhost:$TRINO_PORT  (catalog iceberg, schemas gold and ops)
+  users: analyst (read gold, ops), etl (maintenance); passwords: TRINO_ANALYST_PASSWORD / TRINO_ETL_PASSWORD in $PLATFORM_ENV_FILE
+  TLS:   self-signed; trust $CA_CERT
+  CLI:     bin/trino                      (interactive, as analyst)
+           bin/trino -f iceberg_catalog/saved_queries/dau_stickiness.sql
+           TRINO_USER=etl bin/trino
+  Python:  import requests, trino
+           s = requests.Session(); s.trust_env = False; s.verify = "$CA_CERT"
+           conn = trino.dbapi.connect(host="localhost", port=$TRINO_PORT, http_scheme="https", http_session=s,
+                      user="analyst", auth=trino.auth.BasicAuthentication("analyst", "<password>"), catalog="iceberg", schema="gold")
+  JDBC:    jdbc:trino://localhost:$TRINO_PORT/iceberg/gold?SSL=true&SSLTrustStorePath=$CA_CERT&user=analyst
+  Time travel: SELECT * FROM iceberg.gold.daily_engagement FOR VERSION AS OF <snapshot_id>   (ids: "daily_engagement\$snapshots")
+               SELECT * FROM iceberg.gold.daily_engagement FOR TIMESTAMP AS OF TIMESTAMP '2026-01-01 00:00:00 UTC'
+  Staged run:  SELECT * FROM iceberg.gold.daily_engagement FOR VERSION AS OF '<branch name>'   (as etl: branches of any table)
+INFO
+}
+
 case "${1:-}" in
   install) install ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
+  connect-info) connect_info ;;
   # For bin/trino: where the CLI jar, the Java and the CA certificate are.
   cli-env) echo "CLI_JAR=$CLI_JAR JAVA_HOME=$(find_java_home) CA_CERT=$CA_CERT" ;;
   *) die "usage: $0 install|start|stop|status" ;;
