@@ -379,3 +379,54 @@ def test_saved_queries_hold_the_gold_numbers(trino_server, spark, pipeline_run):
     by_week = {r[0]: r for r in matrix}
     for c in cells:
         assert by_week[c.cohort_week][2 + c.week_offset] == c.retention_rate
+
+
+# --- configuration, without a server ----------------------------------------------------------------
+
+def test_password_file_holds_bcrypt_hashes_trino_accepts():
+    import bcrypt
+
+    from infra.trino.render_etc import bcrypt_hash, password_file_lines
+
+    lines = password_file_lines({"etl": "e-secret", "analyst": "a-secret"}, bcrypt_hash)
+    assert [line.split(":", 1)[0] for line in lines] == ["analyst", "etl"]
+    for line, password in zip(lines, ["a-secret", "e-secret"]):
+        digest = line.split(":", 1)[1]
+        assert digest.startswith("$2y$10$")  # the spelling Trino's file authenticator documents
+        assert bcrypt.checkpw(password.encode(), digest.replace("$2y$", "$2b$", 1).encode())
+        assert password not in line
+
+
+def test_only_the_maintenance_catalog_allows_table_procedures():
+    from infra.trino.render_etc import catalog_files
+
+    files = catalog_files({"connector.name": "iceberg"})
+    assert files["iceberg"]["iceberg.security"] == "read-only"
+    assert files["iceberg_maintenance"]["iceberg.security"] == "allow-all"
+    assert set(files) == {"iceberg", "iceberg_maintenance"}
+
+
+def test_server_refuses_passwords_over_http_and_caps_queries():
+    from infra.trino.render_etc import server_properties
+
+    props = server_properties(https_port=1, http_port=2, keystore=Path("/k"), shared_secret="s",
+                              etc_dir=Path("/e"), plugin_dir=Path("/p"), heap_gb=4)
+    assert props["http-server.authentication.type"] == "PASSWORD"
+    assert props["http-server.authentication.allow-insecure-over-http"] == "false"
+    assert props["http-server.https.enabled"] == "true"
+    assert props["query.max-memory"] == "2048MB" and props["query.max-execution-time"] == "10m"
+
+
+def test_maintenance_statements():
+    from iceberg_catalog.maintenance import MaintenanceError, action_sql
+
+    policy = Policy()
+    assert action_sql("gold.sessions", "optimize", policy) == \
+        """ALTER TABLE iceberg_maintenance."gold"."sessions" EXECUTE optimize(file_size_threshold => '128MB')"""
+    assert action_sql("gold.sessions", "expire_snapshots", policy).endswith("expire_snapshots(retention_threshold => '7d')")
+    assert action_sql("gold.sessions", "remove_orphan_files", policy).endswith(
+        "remove_orphan_files(retention_threshold => '3d')")
+    with pytest.raises(MaintenanceError, match="not 'namespace.table'"):
+        action_sql("gold.x; DROP TABLE y", "optimize", policy)
+    with pytest.raises(MaintenanceError, match="not a Trino duration"):
+        Policy(snapshot_retention="7 days")
