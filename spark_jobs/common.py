@@ -150,7 +150,7 @@ def stage_metrics(spark: SparkSession, job_group: str) -> dict:
     api = f"{base}/api/v1/applications/{sc.applicationId}"
 
     def get(path: str):
-        with urllib.request.urlopen(api + path, timeout=10) as resp:
+        with urllib.request.urlopen(api + path, timeout=60) as resp:
             return json.load(resp)
 
     try:
