@@ -115,14 +115,16 @@ class AirflowEnv:
             args += ["-c", json.dumps(conf)]
         return self.cli(*args, check=False)
 
+    def cli_json(self, *args: str):
+        """The JSON document of `airflow ... -o json` (log lines may precede it)."""
+        out = self.cli(*args, "-o", "json").stdout
+        return json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("[")))
+
     def task_states(self, run_id: str) -> dict[str, str]:
-        out = self.cli("tasks", "states-for-dag-run", DAG_ID, run_id, "-o", "json").stdout
-        rows = json.loads(out[out.index("["):])
-        return {r["task_id"]: r["state"] for r in rows}
+        return {r["task_id"]: r["state"] for r in self.cli_json("tasks", "states-for-dag-run", DAG_ID, run_id)}
 
     def runs(self) -> list[dict]:
-        out = self.cli("dags", "list-runs", DAG_ID, "-o", "json").stdout
-        return json.loads(out[out.index("["):])
+        return self.cli_json("dags", "list-runs", DAG_ID)
 
     def trigger_script(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
         env = {**self.env, "PLATFORM_STATE": str(ROOT / ".local")}

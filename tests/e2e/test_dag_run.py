@@ -41,7 +41,12 @@ def workdir(tmp_path_factory, platform) -> Path:
 @pytest.fixture(scope="module")
 def landing(workdir) -> Path:
     out = workdir / "landing"
-    generate_landing(out, days=len(DATES), start_date=DATES[0])
+    # The challenge generator spreads events over [start, start + days - 1] to
+    # the second, so the last day holds at most one boundary second: ask for one more.
+    generate_landing(out, days=len(DATES) + 1, start_date=DATES[0])
+    event_dates = duckdb.sql(f"""SELECT DISTINCT CAST(CAST(timestamp AS TIMESTAMP) AS DATE)::VARCHAR AS d
+        FROM read_csv_auto('{out}/user_interactions/*.csv', all_varchar=true) ORDER BY d""").fetchall()
+    assert [d for (d,) in event_dates] == DATES
     return out
 
 
