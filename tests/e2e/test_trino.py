@@ -26,6 +26,8 @@ from tests.e2e.trino_service import ROOT, start_trino, stop_trino
 TEST_NS = "trino_e2e"
 PROBE = "gold.zz_trino_e2e_probe"  # dropped after the module; never a pipeline table
 SAVED_QUERIES = ROOT / "iceberg_catalog" / "saved_queries"
+# The pipeline fixture's few days are shorter than the 7-value baseline an anomaly needs.
+MAY_BE_EMPTY = {"gold.usage_anomalies"}
 GOLD_TABLES = sorted(t for tables in STAGE_OUTPUTS.values() for t in tables if t.startswith("gold."))
 SAVED_QUERY_COLUMNS = {
     "dau_stickiness": ["event_date", "dau", "mau_30d", "stickiness", "stickiness_7d_avg"],
@@ -344,7 +346,8 @@ def test_gold_table_through_trino_equals_spark(trino_server, spark, pipeline_run
     spark_columns, expected = spark_rows(spark, f"SELECT * FROM iceberg.{table}")
     columns, actual = trino_server.columns_and_rows(f"SELECT * FROM iceberg.{table}", user="analyst")
     assert columns == spark_columns
-    assert len(expected) > 0, f"{table} is empty after the pipeline run: nothing compared"
+    if table not in MAY_BE_EMPTY:
+        assert len(expected) > 0, f"{table} is empty after the pipeline run: nothing compared"
     assert_rows_equal(normalized_rows(actual), normalized_rows(expected), table)
 
 
