@@ -12,7 +12,19 @@ import os
 from pathlib import Path
 
 CATALOG_NAME = "iceberg"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_root() -> Path:
+    """The checkout: PLATFORM_HOME, else this file's grandparent, unless we are
+    imported from spark-submit's --py-files zip, where the working directory
+    (the checkout, for the DAG and the README's commands) stands in."""
+    if os.environ.get("PLATFORM_HOME"):
+        return Path(os.environ["PLATFORM_HOME"])
+    here = Path(__file__).resolve().parent.parent
+    return here if here.is_dir() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 PLATFORM_ENV_FILE = Path(os.environ.get("PLATFORM_STATE", PROJECT_ROOT / ".local")) / "platform.env"
 
 ICEBERG_VERSION = "1.10.1"
