@@ -9,7 +9,8 @@
 # The Spark master comes from PIPELINE_SPARK_MASTER (default local[*]; `yarn`
 # sends every job to the project's YARN) through the `spark_default`
 # connection, which is defined by AIRFLOW_CONN_SPARK_DEFAULT, never in the DB.
-# Overridable for tests: AIRFLOW_HOME, AIRFLOW_PORT, AIRFLOW_DB.
+# Overridable (tests run isolated instances this way): AIRFLOW_HOME, AIRFLOW_PORT,
+# AIRFLOW_DB, ICEBERG_CATALOG_DB, ICEBERG_WAREHOUSE; LANDING_DIR etc. pass through.
 . "$(dirname "$0")/lib.sh"
 # platform.env is sourced over the environment; a caller's (a test's) choice of
 # these wins, and reaches the Airflow processes and the Spark jobs they launch.
