@@ -27,7 +27,9 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 GX_SEVERITY = {"error": "critical", "warning": "warning"}
 DATA_DOCS_SITE = "local_site"
-RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 10}
+# BASIC: counts and up to 10 example values. SUMMARY adds a value-count groupBy
+# per expectation, which made validating 1M rows ~7x slower here.
+RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 10}
 
 
 @dataclass(frozen=True)
