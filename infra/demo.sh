@@ -24,10 +24,7 @@ log "triggering goodnote_pipeline over $DEMO_START..$DEMO_END through Airflow"
 echo
 "$PY" -m iceberg_catalog.summary
 echo
-for q in dau_stickiness p95_load_time_by_app_version; do
-  log "saved query $q through Trino (as analyst)"
-  bin/trino --file "iceberg_catalog/saved_queries/$q.sql" --output-format ALIGNED | head -15
-done
+make -s trino-demo
 
 ensure_platform_env
 cat <<TXT
