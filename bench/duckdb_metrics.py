@@ -100,7 +100,7 @@ def raw_rows_sql(files: list[str], expected: list[str]) -> str:
         fields = ", ".join(
             f"f[{header.index(c) + 1}] AS {c}" if c in header else f"{hive_value(c)} AS {c}" for c in expected)
         parts.append(f"""
-            SELECT source_file, line, len(f) <> {len(header)} AS bad_column_count, {fields}
+            SELECT source_file, line, coalesce(len(f), 1) <> {len(header)} AS bad_column_count, {fields}
             FROM (SELECT filename AS source_file, rtrim(line, chr(13)) AS line,
                          string_split(rtrim(line, chr(13)), ',') AS f
                   FROM read_csv({sql_list(csv)}, columns={{'line': 'VARCHAR'}}, header=true, delim=chr(31),
@@ -126,7 +126,8 @@ def stage_ingest(con: duckdb.DuckDBPyConnection, interactions: str, metadata: st
         SELECT *, CASE
             WHEN bad_column_count THEN 'column_count'
             WHEN coalesce(user_id, '') = '' THEN 'empty_user_id'
-            WHEN try_strptime(timestamp, '%Y-%m-%d %H:%M:%S') IS NULL THEN 'bad_timestamp'
+            WHEN NOT regexp_full_match(coalesce(timestamp, ''), '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}} [0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}')
+                 OR try_strptime(timestamp, '%Y-%m-%d %H:%M:%S') IS NULL THEN 'bad_timestamp'
             WHEN NOT regexp_full_match(coalesce(duration_ms, ''), '[0-9]+')
                  OR try_cast(duration_ms AS BIGINT) IS NULL THEN 'bad_duration_ms'
             WHEN NOT regexp_full_match(coalesce(app_version, ''), '[0-9]+\\.[0-9]+\\.[0-9]+') THEN 'bad_app_version'
@@ -143,7 +144,8 @@ def stage_ingest(con: duckdb.DuckDBPyConnection, interactions: str, metadata: st
         SELECT *, CASE
             WHEN bad_column_count THEN 'column_count'
             WHEN coalesce(user_id, '') = '' THEN 'empty_user_id'
-            WHEN try_strptime(join_date, '%Y-%m-%d') IS NULL THEN 'bad_join_date'
+            WHEN NOT regexp_full_match(coalesce(join_date, ''), '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')
+                 OR try_strptime(join_date, '%Y-%m-%d') IS NULL THEN 'bad_join_date'
           END AS reject_reason
         FROM ({raw_rows_sql(landing_files(metadata), METADATA_COLUMNS)})""")
     con.execute("""
@@ -265,11 +267,12 @@ def stage_performance(con: duckdb.DuckDBPyConnection, p: Params) -> dict:
               FROM groups, tot GROUP BY tot.n),
         ties AS (SELECT 1.0 - sum(t * t * t - t) / (CAST(tot.n AS DOUBLE) ** 3 - tot.n) AS correction FROM vals, tot GROUP BY tot.n)
         SELECT tot.n, tot.k, ssb.ssb / sst.sst, h.h_raw / ties.correction FROM tot, sst, ssb, h, ties""").fetchone()
-    events, groups, eta_squared, kruskal_h = row
+    # No page load with a known device: still one row, with nothing measured.
+    events, groups, eta_squared, kruskal_h = row or (0, 0, None, None)
 
     p_value = float(chi2.sf(kruskal_h, groups - 1)) if kruskal_h is not None and groups and groups > 1 else None
-    con.execute("CREATE OR REPLACE TABLE gold_device_latency_association AS SELECT ? AS events, ? AS eta_squared, "
-                "? AS kruskal_h, ? AS kruskal_p_value",
+    con.execute("CREATE OR REPLACE TABLE gold_device_latency_association AS SELECT CAST(? AS BIGINT) AS events, "
+                "CAST(? AS DOUBLE) AS eta_squared, CAST(? AS DOUBLE) AS kruskal_h, CAST(? AS DOUBLE) AS kruskal_p_value",
                 [int(events or 0), eta_squared, kruskal_h, p_value])
     con.execute(f"""
         CREATE OR REPLACE TABLE gold_usage_anomalies AS
@@ -349,6 +352,7 @@ STAGE_TABLES = {
 def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

@@ -114,6 +114,12 @@ def job_run_row(run_id: str, job: str) -> dict:
             "status": r["status"], "metrics": json.loads(r["metrics_json"] or "{}")}
 
 
+def catalog_jars() -> list[str]:
+    from iceberg_catalog.config import spark_jars
+
+    return spark_jars()
+
+
 def submit_env() -> dict:
     """spark-submit of the venv: its SPARK_HOME is the pyspark package, its Python the venv's."""
     import pyspark
@@ -121,6 +127,11 @@ def submit_env() -> dict:
     env = dict(os.environ)
     env["SPARK_HOME"] = str(Path(pyspark.__file__).parent)
     env["PYSPARK_PYTHON"] = sys.executable
+    # Modules imported from pipeline.zip resolve the project root to the zip itself,
+    # so the state/cache directories (platform.env, jars, event logs) are given explicitly.
+    env.setdefault("PLATFORM_STATE", str(ROOT / ".local"))
+    env.setdefault("PLATFORM_CACHE", str(ROOT / ".cache"))
+    env.setdefault("SPARK_EVENT_LOG_DIR", (ROOT / ".local" / "spark-events").as_uri())
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 
@@ -129,7 +140,10 @@ def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver
                  conf: dict[str, str] | None = None) -> dict:
     """Runs one spark-submit and returns wall time plus the figures of its event log."""
     cmd = [str(ROOT / ".venv/bin/spark-submit"), "--master", master, "--driver-memory", driver_memory,
-           "--conf", "spark.eventLog.logStageExecutorMetrics=true"]
+           "--conf", "spark.eventLog.logStageExecutorMetrics=true",
+           # The catalog jars must be on spark-submit's command line: set from inside the
+           # job (spark.jars), they arrive after the session extensions are loaded.
+           "--jars", ",".join(catalog_jars())]
     for k, v in (conf or {}).items():
         cmd += ["--conf", f"{k}={v}"]
     cmd += ["--py-files", str(ROOT / ".local/dist/pipeline.zip"), script, *args]
@@ -138,7 +152,12 @@ def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=submit_env())
     wall = time.time() - launched
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-4000:]}")
+        failure_log = ROOT / ".local" / "bench-logs" / f"{app_tag.replace(' ', '_')}.log"
+        failure_log.parent.mkdir(parents=True, exist_ok=True)
+        failure_log.write_text(proc.stdout + "\n----- stderr -----\n" + proc.stderr)
+        important = [l for l in (proc.stdout + proc.stderr).splitlines()
+                     if not l.lstrip().startswith("at ") and any(w in l for w in ("Error", "Exception", "Traceback", "File \""))]
+        raise RuntimeError(f"{' '.join(cmd)} failed (full output in {failure_log}):\n" + "\n".join(important[-40:]))
     log = eventlog.find_app(eventlog.default_log_dir(), app_tag, newer_than=launched - 5)
     result = {"wall_s": round(wall, 3), "load_avg": load_before, "event_log": str(log) if log else None}
     if log:
@@ -267,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--extras", action="store_true",
                     help="also: ingest CSV->plain Parquet baseline, and a 1,000-event pipeline run")
+    ap.add_argument("--extras-only", action="store_true",
+                    help="only the extras, with ingest re-run next to each CSV->Parquet run (same load)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args(argv)
 
@@ -279,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                     "landing": str(landing), "master": args.master, "driver_memory": args.driver_memory,
                     "repeats": args.repeats, "machine": machine(), "started_at": stamp, "spark": {}, "runs": []}
     loads = []
+    if args.extras_only:
+        args.no_spark = args.no_duckdb = True
+        report["extras"] = extras(args, landing, stamp, None)
+        args.tag = args.tag or "extras"
     if not args.no_spark:
         for i in range(args.repeats):
             runs = run_pipeline_once(f"bench-{args.events}-{stamp}-{i}", landing, args.master, args.driver_memory)
@@ -301,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  duckdb run {i + 1}/{args.repeats}: {duck_runs[-1]}", flush=True)
         report["duckdb_runs"] = duck_runs
         report["duckdb"] = {k: median([r[k] for r in duck_runs]) for k in duck_runs[0]}
-    if args.extras and not args.no_spark:
+    if args.extras and not args.no_spark and not args.extras_only:
         report["extras"] = extras(args, landing, stamp, report)
     report["load_avg_all"] = loads or [load_average()]
     report["finished_at"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -317,8 +342,12 @@ def main(argv: list[str] | None = None) -> int:
 def extras(args, landing: Path, stamp: str, report: dict) -> dict:
     """CSV->Iceberg (the ingest job) vs CSV->plain Parquet, and a 1k-event run vs this run."""
     out: dict = {}
-    plain = []
+    plain, ingests = [], []
     for i in range(args.repeats):
+        if report is None:  # measure ingest right next to the baseline, under the same load
+            reset_catalog()
+            ingests.append(run_stage("ingest", f"bench-ingest-{stamp}-{i}", landing, args.master,
+                                     args.driver_memory)["wall_s"])
         target = ROOT / ".local" / "bench-parquet"
         shutil.rmtree(target, ignore_errors=True)
         tag = f"bench-plain-{stamp}-{i}"
@@ -326,7 +355,7 @@ def extras(args, landing: Path, stamp: str, report: dict) -> dict:
                          ["--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata"),
                           "--out", str(target), "--run-id", tag], args.master, args.driver_memory)
         plain.append(r["wall_s"])
-    ingest = report["spark"]["ingest"]["wall_s"]
+    ingest = median(ingests) if report is None else report["spark"]["ingest"]["wall_s"]
     out["ingest CSV->Iceberg wall s (median)"] = ingest
     out["ingest CSV->plain Parquet wall s (median, same parse)"] = median(plain)
     out["Iceberg / plain Parquet"] = round(ingest / median(plain), 2)
@@ -335,10 +364,11 @@ def extras(args, landing: Path, stamp: str, report: dict) -> dict:
     for i in range(args.repeats):
         runs = run_pipeline_once(f"bench-1k-{stamp}-{i}", tiny, args.master, args.driver_memory)
         tiny_totals.append(sum(r["wall_s"] for r in runs.values()))
-    total = report["spark"]["total"]["wall_s"]
     out["1k-event pipeline wall s (median)"] = median(tiny_totals)
-    out[f"1k-event run / {args.events:,}-event run"] = round(median(tiny_totals) / total, 3)
-    out["start-up share of this run"] = report["spark"]["total"]["startup_share"]
+    if report is not None:
+        total = report["spark"]["total"]["wall_s"]
+        out[f"1k-event run / {args.events:,}-event run"] = round(median(tiny_totals) / total, 3)
+        out["start-up share of this run"] = report["spark"]["total"]["startup_share"]
     return out
 
 

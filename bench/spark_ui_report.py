@@ -36,6 +36,16 @@ def short(name: str, n: int = 60) -> str:
     return name if len(name) <= n else name[: n - 1] + "…"
 
 
+def label(app: eventlog.AppStats, stage: eventlog.StageStats) -> str:
+    """Stage name, plus the call site of its Spark job when the stage name is generic
+    (AQE query stages are all named after CompletableFuture)."""
+    name = stage.name
+    if "CompletableFuture" in name or not name:
+        job = next((j for j in app.jobs.values() if stage.stage_id in j.get("stages", [])), {})
+        name = f"{job.get('description') or name}"
+    return short(name)
+
+
 def bottlenecks(app: eventlog.AppStats) -> list[dict]:
     stages = [s for s in app.stages.values() if s.task_run_ms]
     if not stages:
@@ -45,7 +55,7 @@ def bottlenecks(app: eventlog.AppStats) -> list[dict]:
     heavy = max(stages, key=lambda s: sum(s.task_run_ms))
     hd = heavy.as_dict()
     found.append({"kind": "heaviest stage", "cost_s": sum(heavy.task_run_ms) / 1000,
-                  "figures": f"stage {heavy.stage_id} '{short(heavy.name)}': {hd['run_ms_total'] / 1000:.1f} s task time "
+                  "figures": f"stage {heavy.stage_id} '{label(app, heavy)}': {hd['run_ms_total'] / 1000:.1f} s task time "
                              f"({sum(heavy.task_run_ms) / total_ms:.0%} of the job), {hd['tasks']} tasks, "
                              f"input {fmt_bytes(hd['input_bytes'])}, shuffle read {fmt_bytes(hd['shuffle_read_bytes'])}, "
                              f"written {fmt_bytes(hd['shuffle_write_bytes'])}"})
@@ -53,7 +63,7 @@ def bottlenecks(app: eventlog.AppStats) -> list[dict]:
     sd = skewed.as_dict()
     if len(skewed.task_run_ms) > 1:
         found.append({"kind": "task-time skew", "cost_s": (sd["task_ms_max"] - sd["task_ms_median"]) / 1000,
-                      "figures": f"stage {skewed.stage_id} '{short(skewed.name)}': max task {sd['task_ms_max']} ms vs "
+                      "figures": f"stage {skewed.stage_id} '{label(app, skewed)}': max task {sd['task_ms_max']} ms vs "
                                  f"median {sd['task_ms_median']} ms (x{sd['max_median_ratio']}) over {sd['tasks']} tasks"})
     shuffle_w = sum(s.shuffle_write_bytes for s in stages)
     shuffle_r = sum(s.shuffle_read_bytes for s in stages)
@@ -63,7 +73,7 @@ def bottlenecks(app: eventlog.AppStats) -> list[dict]:
         found.append({"kind": "shuffle", "cost_s": cost,
                       "figures": f"{fmt_bytes(shuffle_w)} written / {fmt_bytes(shuffle_r)} read in "
                                  f"{sum(1 for s in stages if s.shuffle_write_bytes)} stages; largest: stage {top.stage_id} "
-                                 f"'{short(top.name)}' writes {fmt_bytes(top.shuffle_write_bytes)}; "
+                                 f"'{label(app, top)}' writes {fmt_bytes(top.shuffle_write_bytes)}; "
                                  f"write time + fetch wait {cost:.1f} s"})
     spill_mem = sum(s.memory_spilled for s in stages)
     spill_disk = sum(s.disk_spilled for s in stages)
@@ -71,13 +81,13 @@ def bottlenecks(app: eventlog.AppStats) -> list[dict]:
         top = max(stages, key=lambda s: s.disk_spilled + s.memory_spilled)
         found.append({"kind": "spill", "cost_s": spill_disk / SPILL_BYTES_PER_S,
                       "figures": f"{fmt_bytes(spill_mem)} spilled from memory, {fmt_bytes(spill_disk)} to disk; most in "
-                                 f"stage {top.stage_id} '{short(top.name)}'"})
+                                 f"stage {top.stage_id} '{label(app, top)}'"})
     gc = sum(s.gc_ms for s in stages)
     if gc:
         top = max(stages, key=lambda s: s.gc_ms)
         found.append({"kind": "GC", "cost_s": gc / 1000,
                       "figures": f"{gc / 1000:.1f} s GC = {gc / total_ms:.1%} of task time; worst stage {top.stage_id} "
-                                 f"'{short(top.name)}' {top.gc_ms / 1000:.1f} s"})
+                                 f"'{label(app, top)}' {top.gc_ms / 1000:.1f} s"})
     scans = [s for s in stages if s.input_bytes]
     if scans:
         scan_ms = sum(sum(s.task_run_ms) for s in scans)
