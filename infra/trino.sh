@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # install|start|stop|status of the project's Trino: one coordinator that is
-# also its worker, on 127.0.0.1, HTTPS on $TRINO_PORT with password logins,
+# also its worker, HTTPS on $TRINO_PORT with password logins,
 # serving the Iceberg JDBC catalog Spark writes (catalog `iceberg`).
 #
 # install  downloads trino-server-core, the trino-iceberg plugin and the CLI
