@@ -30,7 +30,7 @@ summary:
 # Stops everything demo or test started.
 down:
 	-bash infra/airflow.sh stop
-	-bash infra/trino.sh stop
+	-$(MAKE) -s trino-stop
 	-bash infra/hadoop.sh stop
 	-bash infra/datadocs.sh stop
 	-bash infra/postgres.sh stop
