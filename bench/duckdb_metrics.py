@@ -55,6 +55,8 @@ CHOICES = {
     "anomaly_app_version_events": "all events of the version (every action_type), not only page loads",
     "total_duration_ms": "daily_engagement.total_duration_ms sums raw (uncapped) duration_ms",
     "session_last_event": "the last event in the (event_ts, action_type, page_id, duration_ms) order",
+    "csv_quoting": "none: a line is split on every comma (the challenge generator never quotes; Spark parses RFC 4180 quotes)",
+    "blank_csv_line": "rejected with reason column_count (Spark's CSV reader skips it)",
 }
 
 

@@ -36,6 +36,8 @@ from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, 
 NO_COALESCE = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
     "spark.sql.adaptive.advisoryPartitionSizeInBytes": "1",
+    # Partitions below this size are merged with neighbours whatever the advisory size.
+    "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
 }
 SKEW_OFF = {
     "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "1000000",
@@ -48,6 +50,7 @@ def aqe_skew_conf(partition_bytes: int) -> dict:
     and above 2x the mean partition; it is split into pieces of about a mean partition."""
     return {
         "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
+        "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
         "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(max(partition_bytes, 1024)),
         "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "4",
         "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(max(2 * partition_bytes, 1024)),
@@ -122,14 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"))
     ap.add_argument("--driver-memory", default=os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
     ap.add_argument("--variants", default="sort-merge,aqe-skew,salted,broadcast")
+    ap.add_argument("--skip-ingest", action="store_true", help="reuse bronze from a previous run on the same data")
     args = ap.parse_args(argv)
 
     os.environ["SPARK_SHUFFLE_PARTITIONS"] = str(args.partitions)
     prepare_platform()
     landing = dataset(args.events, args.seed, args.days, args.users)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    reset_catalog()
-    run_stage("ingest", f"skew-ingest-{stamp}", landing, args.master, args.driver_memory)
+    if not args.skip_ingest:
+        reset_catalog()
+        run_stage("ingest", f"skew-ingest-{stamp}", landing, args.master, args.driver_memory)
     print(f"skew: {args.events:,} events ingested from {landing}; load {load_average()}", flush=True)
 
     wanted = args.variants.split(",")
