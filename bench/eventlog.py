@@ -64,6 +64,7 @@ class StageStats:
     name: str = ""
     num_tasks: int = 0
     task_run_ms: list[int] = field(default_factory=list)
+    task_shuffle_records: list[int] = field(default_factory=list)   # shuffle records read, per task
     gc_ms: int = 0
     shuffle_read_bytes: int = 0
     shuffle_write_bytes: int = 0
@@ -93,6 +94,8 @@ class StageStats:
             "task_ms_median": statistics.median(times) if times else None,
             "max_median_ratio": round(self.max_median_ratio, 2) if self.max_median_ratio else None,
             "run_ms_total": sum(times), "gc_ms": self.gc_ms,
+            "task_shuffle_records_max": max(self.task_shuffle_records, default=None),
+            "task_shuffle_records_median": statistics.median(self.task_shuffle_records) if self.task_shuffle_records else None,
             "shuffle_read_bytes": self.shuffle_read_bytes, "shuffle_write_bytes": self.shuffle_write_bytes,
             "memory_spilled_bytes": self.memory_spilled, "disk_spilled_bytes": self.disk_spilled,
             "input_bytes": self.input_bytes, "input_records": self.input_records,
@@ -191,6 +194,7 @@ def summarize(app_path: Path) -> AppStats:
             s.gc_ms += m.get("JVM GC Time", 0)
             sr, sw, inp = m.get("Shuffle Read Metrics") or {}, m.get("Shuffle Write Metrics") or {}, m.get("Input Metrics") or {}
             s.shuffle_read_bytes += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
+            s.task_shuffle_records.append(sr.get("Total Records Read", 0))
             s.shuffle_write_bytes += sw.get("Shuffle Bytes Written", 0)
             s.memory_spilled += m.get("Memory Bytes Spilled", 0)
             s.disk_spilled += m.get("Disk Bytes Spilled", 0)

@@ -74,6 +74,10 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
         "group_shuffle_read_bytes": sum(s.shuffle_read_bytes for s in stages),
         "group_spill_bytes": sum(s.memory_spilled + s.disk_spilled for s in stages),
         "join_stage_shuffle_read_bytes": d["shuffle_read_bytes"],
+        # Rows per task: the skew itself, independent of how busy the machine was.
+        "join_rows_max": d["task_shuffle_records_max"], "join_rows_median": d["task_shuffle_records_median"],
+        "join_rows_max_median": round(d["task_shuffle_records_max"] / d["task_shuffle_records_median"], 2)
+        if d["task_shuffle_records_median"] else None,
     }
 
 
@@ -93,6 +97,7 @@ def run_variant(name: str, strategy: str, conf: dict, landing: Path, args, stamp
 
 def summarize(runs: list[dict]) -> dict:
     keys = ["wall_s", "join_stage_tasks", "join_task_ms_max", "join_task_ms_median", "join_max_median",
+            "join_rows_max", "join_rows_median", "join_rows_max_median",
             "group_shuffle_write_bytes", "group_spill_bytes", "app_shuffle_write_bytes", "app_spill_bytes", "load_avg"]
     return {k: median([r.get(k) for r in runs]) for k in keys} | {"runs": len(runs)}
 
@@ -102,14 +107,30 @@ def markdown(report: dict) -> str:
              f"{report['partitions']} shuffle partitions, no coalescing, Spark's auto-broadcast off; hot users "
              f"(>= {report['hot_key_min_share']:.0%} of events): {report['hot_keys']}; medians of {report['repeats']} runs; "
              f"load average {report['load_min']}-{report['load_max']}.", "",
-             "| variant | wall s | join stage tasks | task ms max / median | max/median | shuffle written (join jobs) | spill |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | wall s | join stage tasks | task ms max / median | max/median | rows per task max / median (ratio) | shuffle written (join jobs) | spill |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, s in report["variants"].items():
         lines.append(f"| {name} | {s['wall_s']:.1f} | {s['join_stage_tasks'] or '-'} | "
                      f"{s['join_task_ms_max'] or '-'} / {s['join_task_ms_median'] or '-'} | "
                      f"{s['join_max_median'] if s['join_max_median'] is not None else '-'} | "
+                     f"{s['join_rows_max'] if s['join_rows_max'] is not None else '-'} / {s['join_rows_median'] if s['join_rows_median'] is not None else '-'} "
+                     f"({s['join_rows_max_median'] if s['join_rows_max_median'] is not None else '-'}) | "
                      f"{fmt_bytes(s['group_shuffle_write_bytes'])} | {fmt_bytes(s['group_spill_bytes'])} |")
     return "\n".join(lines) + "\n"
+
+
+def rebuild(path: Path) -> int:
+    """Re-reads the event logs of a result file (e.g. after adding a figure) and rewrites it."""
+    report = json.loads(path.read_text())
+    for name, runs in report["runs"].items():
+        for r in runs:
+            r.update(join_stage_figures(r.get("event_log"), r["run_id"]))
+        report["variants"][name] = summarize(runs)
+    path.write_text(json.dumps(report, indent=1, default=str))
+    md = markdown(report)
+    path.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--driver-memory", default=os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
     ap.add_argument("--variants", default="sort-merge,aqe-skew,salted,broadcast")
     ap.add_argument("--skip-ingest", action="store_true", help="reuse bronze from a previous run on the same data")
+    ap.add_argument("--report-from", type=Path, help="rebuild the report from the event logs of a previous result JSON")
     args = ap.parse_args(argv)
+    if args.report_from:
+        return rebuild(args.report_from)
 
     os.environ["SPARK_SHUFFLE_PARTITIONS"] = str(args.partitions)
     prepare_platform()
