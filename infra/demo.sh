@@ -16,6 +16,11 @@ log "generating $DEMO_EVENTS realistic events over $DEMO_START..$DEMO_END into $
 bash infra/hadoop.sh start
 bash infra/datadocs.sh start
 bash infra/trino.sh start
+# The demo's stages run on the project's YARN (PIPELINE_SPARK_MASTER=local[*] for local mode).
+export PIPELINE_SPARK_MASTER="${PIPELINE_SPARK_MASTER:-yarn}"
+# The demo data is historical: without this, unpausing the DAG schedules a run for
+# yesterday, a date with no events, which its gate would (rightly) refuse.
+export AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=False
 bash infra/airflow.sh start
 
 log "triggering goodnote_pipeline over $DEMO_START..$DEMO_END through Airflow"
