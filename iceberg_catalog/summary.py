@@ -35,7 +35,7 @@ def main() -> None:
     if sessions.num_rows:
         bounce = pc.mean(sessions["is_bounce"].cast("int8")).as_py()
         print(f"\nsessions: {sessions.num_rows}, bounce rate {bounce:.3f}, "
-              f"median actions {pc.approximate_median(sessions['actions']).as_py()}")
+              f"median actions {pc.approximate_median(sessions['actions']).as_py():.1f}")
     power = catalog.load_table("gold.power_users").scan().to_arrow()
     print(f"power users: {power.num_rows}")
     assoc = _rows(catalog, "gold.device_latency_association")

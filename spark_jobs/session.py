@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
 from iceberg_catalog import config
@@ -49,6 +50,9 @@ def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None)
         **config.spark_conf(),
         **(extra_conf or {}),
     }
+    # What spark-submit --conf (or spark-defaults.conf) set wins over our defaults.
+    submitted = SparkConf()
     for key, value in conf.items():
-        builder = builder.config(key, value)
+        if key in config.spark_conf() or not submitted.contains(key):
+            builder = builder.config(key, value)
     return builder.getOrCreate()
