@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 from scipy.stats import chi2  # imported once, outside any timed stage
+from iceberg_catalog.tables import STAGE_OUTPUTS
 
 INTERACTION_COLUMNS = ["user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version"]
 METADATA_COLUMNS = ["user_id", "join_date", "country", "device_type", "subscription_type"]
@@ -340,15 +341,9 @@ def stage_sessions(con: duckdb.DuckDBPyConnection, p: Params) -> None:
     con.execute(f"CREATE OR REPLACE TABLE gold_session_daily AS {union}")
 
 
-STAGES = ["ingest", "enrich", "engagement", "performance", "sessions"]
-STAGE_TABLES = {
-    "ingest": ["bronze_interactions", "bronze_user_metadata", "bronze_rejected_rows"],
-    "enrich": ["silver_user_dim", "silver_interactions_enriched"],
-    "engagement": ["gold_daily_engagement", "gold_monthly_active_users", "gold_power_users", "gold_cohort_retention"],
-    "performance": ["gold_app_version_latency", "gold_app_version_latency_overall", "gold_device_latency",
-                    "gold_device_latency_association", "gold_usage_anomalies"],
-    "sessions": ["gold_sessions", "gold_session_daily"],
-}
+# Same stages and tables as the pipeline; DuckDB names them <namespace>_<table>.
+STAGES = list(STAGE_OUTPUTS)
+STAGE_TABLES = {stage: [t.replace(".", "_") for t in tables] for stage, tables in STAGE_OUTPUTS.items()}
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:

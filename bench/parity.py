@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+from iceberg_catalog.tables import STAGES
 
 # Table -> columns that identify a row. None = compare as a multiset of whole rows.
 # gold.sessions is keyed by (user_id, session_start): session_id is a hash whose
@@ -133,7 +134,6 @@ def dump_spark_tables(out: Path) -> None:
     spark.stop()
 
 
-STAGES = ["ingest", "enrich", "engagement", "performance", "sessions"]
 
 
 def run_spark_pipeline(run_id: str, landing: Path) -> None:

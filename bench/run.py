@@ -36,8 +36,8 @@ os.environ.setdefault("ICEBERG_CATALOG_DB", "iceberg_bench")
 os.environ.setdefault("ICEBERG_WAREHOUSE", str(ROOT / ".local" / "bench-warehouse"))
 
 from bench import duckdb_metrics, eventlog  # noqa: E402
+from iceberg_catalog.tables import STAGES
 
-STAGES = ["ingest", "enrich", "engagement", "performance", "sessions"]
 RESULTS = ROOT / "bench" / "results"
 DATA_CACHE = ROOT / ".local" / "bench-data"
 PY = sys.executable

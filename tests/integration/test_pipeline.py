@@ -65,8 +65,13 @@ def test_job_runs_record_the_join_strategy_and_skew(spark, pipeline_run):
     run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
     metrics = json.loads(run.metrics_json)
     assert metrics["join_strategy"] in {"broadcast", "shuffle", "salted"}
-    assert metrics["hot_keys"], "realistic data has hot users"
-    assert metrics["join_stage"]["available"] and metrics["join_stage"]["widest_stage_task_ms_max"] >= 0
+    manifest = json.loads((pipeline_run["landing"] / "_manifest.json").read_text())
+    found = {k["user_id"] for k in metrics["hot_keys"]}
+    # Every hot user the generator planted is found (Zipf's head may add a few more above the 1% share).
+    assert set(manifest["realistic"]["hot_users"]) <= found, (found, manifest["realistic"]["hot_users"])
+    stage = metrics["join_stage"]
+    assert stage["available"] and stage["widest_stage_tasks"] >= 1
+    assert stage["widest_stage_task_ms_max"] >= stage["widest_stage_task_ms_median"]
 
 
 def test_sessions_cover_every_enriched_event(spark, pipeline_run):
