@@ -87,7 +87,9 @@ def denied(excinfo) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trino_server(platform):
+def trino_server(platform, pipeline_run):
+    """Trino over the test catalog, after the pipeline has published every table the saved
+    queries and access rules name (a fresh catalog has none)."""
     service = start_trino()
     yield service
     stop_trino(service)
