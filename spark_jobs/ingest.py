@@ -5,7 +5,7 @@ import os
 import sys
 
 from pyspark import StorageLevel
-from pyspark.sql import Observation
+from pyspark.sql import Column, Observation
 from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import create_all
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
             F.sum((in_run & accepted).cast("long")).alias("accepted"),
             F.sum((in_run & ~accepted).cast("long")).alias("rejected"),
             F.sum((~in_run).cast("long")).alias("out_of_range"),
+            *_reason_counts(T.INTERACTION_REASONS, in_run),
         )
         # Both outputs come from one parse of the files.
         run_rows = observed.where(in_run).persist(StorageLevel.MEMORY_AND_DISK)
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         meta_counts = Observation("metadata")
         meta = meta.observe(meta_counts, F.count(F.lit(1)).alias("rows_read"),
                             F.sum(F.col("reject_reason").isNull().cast("long")).alias("accepted"),
-                            F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("rejected"))
+                            F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("rejected"),
+                            *_reason_counts(T.METADATA_REASONS, F.lit(True)))
         meta = meta.persist(StorageLevel.MEMORY_AND_DISK)
         write_table(spark, T.accepted_metadata(meta), "bronze.user_metadata", F.lit(True), args.branch)
         write_table(spark, T.rejected_metadata(meta, args.run_id), "bronze.rejected_rows",
@@ -69,26 +71,16 @@ def main(argv: list[str] | None = None) -> None:
             "interactions_rejected": c["rejected"] or 0, "interactions_out_of_range": c["out_of_range"] or 0,
             "metadata_rows_read": m["rows_read"], "metadata_accepted": m["accepted"] or 0,
             "metadata_rejected": m["rejected"] or 0,
-            "rejected_by_reason": _reasons(spark, args),
-            "duplicate_rows": _duplicate_rows(spark, args, dates),
+            "rejected_by_reason": {
+                **{f"user_interactions.{r}": c[r] for r in T.INTERACTION_REASONS if c[r]},
+                **{f"user_metadata.{r}": m[r] for r in T.METADATA_REASONS if m[r]},
+            },
         })
 
 
-def _reasons(spark, args) -> dict:
-    table = "iceberg.bronze.rejected_rows" + (f".branch_{args.branch}" if args.branch else "")
-    rows = spark.table(table).where(F.col("run_id") == args.run_id).groupBy("dataset", "reason").count().collect()
-    return {f"{r['dataset']}.{r['reason']}": r["count"] for r in rows}
-
-
-def _duplicate_rows(spark, args, dates) -> int:
-    """Rows identical to an earlier one in the run's dates (kept, but reported).
-    Two 64-bit hashes per row keep the shuffle small."""
-    table = "iceberg.bronze.interactions" + (f".branch_{args.branch}" if args.branch else "")
-    cols = ["user_id", "event_ts", "action_type", "page_id", "duration_ms", "app_version"]
-    df = spark.table(table).where(dates.contains(F.col("event_date")))
-    keyed = df.select(F.xxhash64(*cols).alias("h1"), F.hash(*cols).alias("h2"))
-    dup = keyed.groupBy("h1", "h2").count().agg(F.sum(F.col("count") - 1).alias("d")).collect()[0]["d"]
-    return int(dup or 0)
+def _reason_counts(reasons: tuple[str, ...], counted: Column) -> list[Column]:
+    """One count per reject reason, taken in the same pass as the other counts."""
+    return [F.sum((counted & (F.col("reject_reason") == r)).cast("long")).alias(r) for r in reasons]
 
 
 if __name__ == "__main__":

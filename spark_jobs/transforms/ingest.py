@@ -13,12 +13,17 @@ CORRUPT = "_corrupt_record"  # the raw line, set by Spark's CSV reader when the 
 TIMESTAMP_FORMAT = "yyyy-MM-dd HH:mm:ss"
 DATE_FORMAT = "yyyy-MM-dd"
 
+# Every reject reason each classifier can give, in the order it checks them.
+INTERACTION_REASONS = ("wrong_column_count", "empty_user_id", "bad_timestamp", "bad_duration_ms", "bad_app_version")
+METADATA_REASONS = ("wrong_column_count", "empty_user_id", "bad_join_date")
 
-def _first_failure(*checks: tuple[Column, str]) -> Column:
+
+def _first_failure(reasons: tuple[str, ...], failed: tuple[Column, ...]) -> Column:
     """The reason of the first failing check, in the contract's order; NULL when all pass."""
+    assert len(reasons) == len(failed)
     expr = F.lit(None).cast("string")
-    for failed, reason in reversed(checks):
-        expr = F.when(failed, F.lit(reason)).otherwise(expr)
+    for reason, check in reversed(list(zip(reasons, failed))):
+        expr = F.when(check, F.lit(reason)).otherwise(expr)
     return expr
 
 
@@ -42,13 +47,13 @@ def classify_interactions(raw: DataFrame) -> DataFrame:
     ts_ok = F.col("timestamp").rlike(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$") & event_ts.isNotNull()
     duration = F.col("duration_ms").try_cast("bigint")
     duration_ok = F.col("duration_ms").rlike(r"^[0-9]+$") & duration.isNotNull()
-    reason = _first_failure(
-        (F.col(CORRUPT).isNotNull(), "wrong_column_count"),
-        (_is_empty(F.col("user_id")), "empty_user_id"),
-        (~F.coalesce(ts_ok, F.lit(False)), "bad_timestamp"),
-        (~F.coalesce(duration_ok, F.lit(False)), "bad_duration_ms"),
-        (~F.coalesce(F.col("app_version").rlike(r"^\d+\.\d+\.\d+$"), F.lit(False)), "bad_app_version"),
-    )
+    reason = _first_failure(INTERACTION_REASONS, (
+        F.col(CORRUPT).isNotNull(),
+        _is_empty(F.col("user_id")),
+        ~F.coalesce(ts_ok, F.lit(False)),
+        ~F.coalesce(duration_ok, F.lit(False)),
+        ~F.coalesce(F.col("app_version").rlike(r"^\d+\.\d+\.\d+$"), F.lit(False)),
+    ))
     return raw.select(
         "*",
         reason.alias("reject_reason"),
@@ -81,11 +86,11 @@ def classify_metadata(raw: DataFrame) -> DataFrame:
     """Adds ``reject_reason`` and the typed ``join_date_typed`` to raw metadata rows."""
     join_date = F.try_to_timestamp(F.col("join_date"), F.lit(DATE_FORMAT)).cast("date")
     join_ok = F.col("join_date").rlike(r"^\d{4}-\d{2}-\d{2}$") & join_date.isNotNull()
-    reason = _first_failure(
-        (F.col(CORRUPT).isNotNull(), "wrong_column_count"),
-        (_is_empty(F.col("user_id")), "empty_user_id"),
-        (~F.coalesce(join_ok, F.lit(False)), "bad_join_date"),
-    )
+    reason = _first_failure(METADATA_REASONS, (
+        F.col(CORRUPT).isNotNull(),
+        _is_empty(F.col("user_id")),
+        ~F.coalesce(join_ok, F.lit(False)),
+    ))
     return raw.select("*", reason.alias("reject_reason"), join_date.alias("join_date_typed"))
 
 

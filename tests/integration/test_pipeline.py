@@ -52,6 +52,8 @@ def test_accepted_plus_rejected_equals_rows_read(spark, pipeline_run):
     run = (spark.table("iceberg.ops.job_runs").where("job = 'ingest' AND run_id = 'test-full'")
            .orderBy("finished_at").collect()[-1])
     assert (run.status, run.rows_out, run.rows_rejected, run.rows_in) == ("succeeded", accepted, rejected, accepted + rejected)
+    by_reason = (spark.table("iceberg.bronze.rejected_rows").groupBy("dataset", "reason").count().collect())
+    assert json.loads(run.metrics_json)["rejected_by_reason"] == {f"{r.dataset}.{r.reason}": r["count"] for r in by_reason}
 
 
 def test_enriched_has_every_interaction_once(spark, pipeline_run):
