@@ -22,7 +22,7 @@ demo: bootstrap package
 # their own catalog database, so they never touch the demo's tables.
 test: bootstrap package
 	bash infra/postgres.sh start
-	$(PY) -m pytest tests -v -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m pytest tests -v -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 summary:
 	$(PY) -m iceberg_catalog.summary

@@ -152,6 +152,16 @@ class AirflowEnv:
     def snapshot_count(self, table: str) -> int:
         return len(self.catalog().load_table(table).snapshots())
 
+    def refs(self, table: str) -> dict[str, int]:
+        """Branch name -> head snapshot id: main and any unpublished wap_ branch."""
+        return {name: ref.snapshot_id for name, ref in self.catalog().load_table(table).metadata.refs.items()}
+
+    def quality_results(self, run_id: str) -> list[dict]:
+        from pyiceberg.expressions import EqualTo
+
+        table = self.catalog().load_table("ops.quality_results")
+        return table.scan(row_filter=EqualTo("run_id", run_id)).to_arrow().to_pylist()
+
 
 def _comparable(value):
     # Sums of doubles may differ in the last bits with partition order.
@@ -160,10 +170,12 @@ def _comparable(value):
     return value
 
 
-def generate_landing(out: Path, days: int = 3, start_date: str = "2023-07-01", events: int = 3000) -> dict:
+def generate_landing(out: Path, days: int = 3, start_date: str = "2023-07-01", events: int = 3000,
+                     bad_batch: str | None = None) -> dict:
     subprocess.run(
         [sys.executable, "-m", "infra.datagen", "--mode", "challenge", "--out", str(out), "--events", str(events),
-         "--users", "200", "--start-date", start_date, "--days", str(days), "--seed", "7"],
+         "--users", "200", "--start-date", start_date, "--days", str(days), "--seed", "7",
+         *(["--bad-batch", bad_batch] if bad_batch else [])],
         cwd=ROOT, check=True, capture_output=True, text=True,
     )
     return json.loads((out / "_manifest.json").read_text())

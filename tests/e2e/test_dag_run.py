@@ -4,6 +4,8 @@
   published with the row counts the landing files imply;
 - an Airflow backfill over the same 3 dates, run by a real scheduler started
   with infra/airflow.sh, publishes the same gold tables as the full run;
+- a bad batch stops at its gate: main unchanged, the branch kept, the failed
+  expectations in ops.quality_results, no downstream task run;
 - re-running one date leaves one copy (tables unchanged).
 
 Each scenario has its own Airflow metadata DB and Iceberg catalog DB, so the
@@ -12,8 +14,8 @@ submits per DAG run on a 2-core machine.
 """
 from __future__ import annotations
 
-import os
-import shutil
+import dataclasses
+import json
 import subprocess
 import sys
 import uuid
@@ -137,6 +139,35 @@ def test_full_run_publishes_expected_row_counts(full_run, landing):
         assert env.row_count(table) == rows, table
     for table in GOLD:  # published: its gate moved main to a snapshot (some may hold no rows)
         assert env.snapshot_count(table) >= 1, table
+
+
+def test_bad_batch_stops_at_its_gate_and_nothing_downstream_runs(full_run, workdir):
+    env, _ = full_run
+    bad_landing = workdir / "landing_bad"
+    generate_landing(bad_landing, days=len(DATES) + 1, start_date=DATES[0], bad_batch="out_of_set")
+    bronze = ["bronze.interactions", "bronze.user_metadata"]
+    before = {t: (env.refs(t), env.table_rows(t)) for t in bronze}
+
+    # Another logical date than the full run's, same tables: a full refresh from the bad files.
+    proc = dataclasses.replace(env, landing=bad_landing).dags_test(DATES[1], {"full_refresh": True})
+
+    assert proc.returncode != 0
+    [run] = [r for r in env.runs() if r["logical_date"].startswith(DATES[1])]
+    states = env.task_states(run["run_id"])
+    assert (states["ingest"], states["gate_ingest"]) == ("success", "failed")
+    assert {t: states[t] for t in TASKS - {"ingest", "gate_ingest"}} == dict.fromkeys(
+        TASKS - {"ingest", "gate_ingest"}, "upstream_failed")
+    for table, (refs_before, rows_before) in before.items():
+        refs_now = env.refs(table)
+        assert refs_now["main"] == refs_before["main"], f"{table}: main moved"
+        assert env.table_rows(table) == rows_before, table
+        [branch] = set(refs_now) - set(refs_before)  # the run's audit branch, kept for inspection
+        assert branch.startswith("wap_") and refs_now[branch] != refs_now["main"]
+    failed = [r for r in env.quality_results(run["run_id"]) if not r["success"]]
+    assert {(r["table_name"], r["severity"], r["expectation_type"]) for r in failed} >= {
+        ("bronze.interactions", "error", "expect_column_values_to_be_in_set")}
+    observed = next(json.loads(r["observed_value"]) for r in failed if r["table_name"] == "bronze.interactions")
+    assert observed["unexpected_count"] > 0
 
 
 def test_backfill_over_three_dates_equals_full_run(full_run, backfill_env):
