@@ -137,7 +137,7 @@ def submit_env() -> dict:
 
 
 def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver_memory: str,
-                 conf: dict[str, str] | None = None) -> dict:
+                 conf: dict[str, str] | None = None, py_files: Path = ROOT / ".local/dist/pipeline.zip") -> dict:
     """Runs one spark-submit and returns wall time plus the figures of its event log."""
     cmd = [str(ROOT / ".venv/bin/spark-submit"), "--master", master, "--driver-memory", driver_memory,
            "--conf", "spark.eventLog.logStageExecutorMetrics=true",
@@ -146,7 +146,7 @@ def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver
            "--jars", ",".join(catalog_jars())]
     for k, v in (conf or {}).items():
         cmd += ["--conf", f"{k}={v}"]
-    cmd += ["--py-files", str(ROOT / ".local/dist/pipeline.zip"), script, *args]
+    cmd += ["--py-files", str(py_files), script, *args]
     load_before = load_average()
     launched = time.time()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=submit_env())
@@ -179,9 +179,21 @@ def run_stage(stage: str, run_id: str, landing: Path, master: str, driver_memory
     return result
 
 
-def run_pipeline_once(tag: str, landing: Path, master: str, driver_memory: str) -> dict:
+def run_pipeline_once(tag: str, landing: Path, master: str, driver_memory: str, gates: bool = False) -> dict:
+    """Every stage once; with ``gates``, as the DAG runs them: each stage writes the run's
+    branch and its quality gate (a spark-submit of its own) audits and publishes it."""
     reset_catalog()
-    return {stage: run_stage(stage, tag, landing, master, driver_memory) for stage in STAGES}
+    runs = {}
+    for stage in STAGES:
+        if not gates:
+            runs[stage] = run_stage(stage, tag, landing, master, driver_memory)
+            continue
+        branch = "wap_" + tag.replace("-", "_")
+        runs[stage] = run_stage(stage, tag, landing, master, driver_memory, extra=["--branch", branch])
+        runs[stage]["gate"] = spark_submit(str(ROOT / "spark_jobs" / "quality_gate.py"), f"gate_{stage}",
+                                           ["--stage", stage, "--run-id", tag, "--branch", branch],
+                                           master, driver_memory)
+    return runs
 
 
 def run_duckdb_once(landing: Path, threads: int) -> dict:
@@ -221,6 +233,7 @@ def summarize_stage(runs: list[dict], events: int) -> dict:
         "widest_stage_task_ms_median": median([w.get("task_ms_median") for w in widest]),
         "widest_stage_max_median": median([w.get("max_median_ratio") for w in widest]),
         "event_logs": [r.get("event_log") for r in runs],
+        "gate_wall_s": median([(r.get("gate") or {}).get("wall_s") for r in runs]),
     }
 
 
@@ -264,6 +277,13 @@ def markdown(report: dict) -> str:
             f"{fmt(s.get('widest_stage_tasks'), '.0f')}, {fmt(s.get('widest_stage_task_ms_max'), '.0f')}/"
             f"{fmt(s.get('widest_stage_task_ms_median'), '.0f')} ({fmt(s.get('widest_stage_max_median'), '.1f')}) | "
             f"{fmt(d, '.2f')} | {fmt(ratio, '.1f')} |")
+    if any((report["spark"].get(s) or {}).get("gate_wall_s") for s in STAGES):
+        lines += ["", "Quality gates (one spark-submit each, after its stage, as the DAG runs them):", "",
+                  "| stage | stage wall s | gate wall s | gate / stage |", "|---|---|---|---|"]
+        for stage in STAGES:
+            s = report["spark"][stage]
+            lines.append(f"| {stage} | {fmt(s['wall_s'], '.1f')} | {fmt(s['gate_wall_s'], '.1f')} | "
+                         f"{fmt(s['gate_wall_s'] / s['wall_s'], '.0%')} |")
     extras = report.get("extras") or {}
     if extras:
         lines += ["", "| extra measurement | value |", "|---|---|"]
@@ -288,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="also: ingest CSV->plain Parquet baseline, and a 1,000-event pipeline run")
     ap.add_argument("--extras-only", action="store_true",
                     help="only the extras, with ingest re-run next to each CSV->Parquet run (same load)")
+    ap.add_argument("--gates", action="store_true",
+                    help="run each stage on a branch and its quality gate after it; report gate / stage time")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args(argv)
 
@@ -306,11 +328,14 @@ def main(argv: list[str] | None = None) -> int:
         args.tag = args.tag or "extras"
     if not args.no_spark:
         for i in range(args.repeats):
-            runs = run_pipeline_once(f"bench-{args.events}-{stamp}-{i}", landing, args.master, args.driver_memory)
+            runs = run_pipeline_once(f"bench-{args.events}-{stamp}-{i}", landing, args.master, args.driver_memory,
+                                     gates=args.gates)
             report["runs"].append(runs)
             loads += [r["load_avg"] for r in runs.values()]
             print(f"  spark run {i + 1}/{args.repeats}: " + ", ".join(f"{s} {r['wall_s']:.1f}s" for s, r in runs.items())
                   + f" (load {loads[-1]})", flush=True)
+            if args.gates:
+                print("  gates: " + ", ".join(f"{s} {r['gate']['wall_s']:.1f}s" for s, r in runs.items()), flush=True)
         for stage in STAGES:
             report["spark"][stage] = summarize_stage([r[stage] for r in report["runs"]], args.events)
         totals = [sum(r[s]["wall_s"] for s in STAGES) for r in report["runs"]]

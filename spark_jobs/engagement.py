@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
@@ -25,10 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     spark = build_spark_session(f"engagement {args.run_id}")
 
     with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
-        # Four tables read the same columns: one scan, kept for all of them.
-        enriched = read_table(spark, "silver.interactions_enriched").select(
-            "user_id", "event_date", "duration_ms", "join_date", "country", "device_type", "subscription_type"
-        ).persist(StorageLevel.MEMORY_AND_DISK)
+        # Each table scans silver again, pruned to its columns and dates: cheaper than caching
+        # the shared columns (bench/results/before-after-engagement-performance.md).
+        enriched = read_table(spark, "silver.interactions_enriched")
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
         daily = T.daily_engagement(enriched.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
         write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
@@ -44,7 +42,6 @@ def main(argv: list[str] | None = None) -> None:
         run.rows_out = run.rows_in
         run.rows_rejected = 0
         run.metrics["params"] = vars(params)
-        enriched.unpersist()
 
 
 def _month_end(d):
