@@ -187,12 +187,14 @@ def run_pipeline_once(tag: str, landing: Path, master: str, driver_memory: str, 
     for stage in STAGES:
         if not gates:
             runs[stage] = run_stage(stage, tag, landing, master, driver_memory)
-            continue
-        branch = "wap_" + tag.replace("-", "_")
-        runs[stage] = run_stage(stage, tag, landing, master, driver_memory, extra=["--branch", branch])
-        runs[stage]["gate"] = spark_submit(str(ROOT / "spark_jobs" / "quality_gate.py"), f"gate_{stage}",
-                                           ["--stage", stage, "--run-id", tag, "--branch", branch],
-                                           master, driver_memory)
+        else:
+            branch = "wap_" + tag.replace("-", "_")
+            runs[stage] = run_stage(stage, tag, landing, master, driver_memory, extra=["--branch", branch])
+            runs[stage]["gate"] = spark_submit(str(ROOT / "spark_jobs" / "quality_gate.py"), f"gate_{stage}",
+                                               ["--stage", stage, "--run-id", tag, "--branch", branch],
+                                               master, driver_memory)
+        gate_s = f", gate {runs[stage]['gate']['wall_s']:.1f}s" if gates else ""
+        print(f"    {stage} {runs[stage]['wall_s']:.1f}s{gate_s}", flush=True)
     return runs
 
 
