@@ -23,15 +23,17 @@ USER_ATTRIBUTES = ("join_date", "country", "device_type", "subscription_type")
 
 def user_day_activity(enriched: DataFrame, duration_cap_ms: int = EngagementParams.duration_cap_ms) -> DataFrame:
     """One row per user and active day: events, duration, duration capped per event, and
-    the user's attributes (constant per user in silver, so max() just picks them).
+    the user's attributes.
 
     Every engagement table is computed from this grain, so the events are
-    aggregated once per stage instead of once per table."""
-    return enriched.groupBy("user_id", "event_date").agg(
+    aggregated once per stage instead of once per table. The attributes are
+    constant per user in silver (user_dim has one row per user), so grouping by
+    them gives the same groups; as keys they keep the aggregation a hash
+    aggregation, where max() of strings would fall back to sorting every event."""
+    return enriched.groupBy("user_id", "event_date", *USER_ATTRIBUTES).agg(
         F.count(F.lit(1)).alias("events"),
         F.sum("duration_ms").alias("duration_ms"),
         F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("capped_duration_ms"),
-        *[F.max(c).alias(c) for c in USER_ATTRIBUTES],
     )
 
 
