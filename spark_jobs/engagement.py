@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
@@ -25,26 +24,24 @@ def main(argv: list[str] | None = None) -> None:
     spark = build_spark_session(f"engagement {args.run_id}")
 
     with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
-        # The four tables share one aggregation of the events to user-days, kept for all of them.
+        # Each table scans silver again, pruned to its columns and dates: cheaper than caching
+        # the shared columns (bench/results/before-after-engagement-performance.md).
         enriched = read_table(spark, "silver.interactions_enriched")
-        activity = T.user_day_activity(enriched, params.duration_cap_ms).persist(StorageLevel.MEMORY_AND_DISK)
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
-        daily = T.daily_engagement(activity.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
+        daily = T.daily_engagement(enriched.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
         write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
                     days.contains(F.col("event_date")), args.branch)
 
         months = dates if dates.everything else type(dates)(dates.start.replace(day=1), _month_end(dates.end))
-        monthly = T.monthly_active_users(activity.where(months.contains(F.col("event_date"))))
+        monthly = T.monthly_active_users(enriched.where(months.contains(F.col("event_date"))))
         write_table(spark, monthly, "gold.monthly_active_users", months.contains(F.col("month")), args.branch)
 
-        write_table(spark, T.power_users(activity, params.power_user_fraction), "gold.power_users", F.lit(True),
-                    args.branch)
-        write_table(spark, T.cohort_retention(activity), "gold.cohort_retention", F.lit(True), args.branch)
-        run.rows_in = activity.where(dates.contains(F.col("event_date"))).agg(F.sum("events")).collect()[0][0] or 0
+        write_table(spark, T.power_users(enriched, params), "gold.power_users", F.lit(True), args.branch)
+        write_table(spark, T.cohort_retention(enriched), "gold.cohort_retention", F.lit(True), args.branch)
+        run.rows_in = enriched.where(dates.contains(F.col("event_date"))).count()
         run.rows_out = run.rows_in
         run.rows_rejected = 0
         run.metrics["params"] = vars(params)
-        activity.unpersist()
 
 
 def _month_end(d):

@@ -18,33 +18,18 @@ class EngagementParams:
     power_user_fraction: float = 0.01
 
 
-USER_ATTRIBUTES = ("join_date", "country", "device_type", "subscription_type")
+def _user_days(enriched: DataFrame) -> DataFrame:
+    return enriched.select("user_id", "event_date").distinct()
 
 
-def user_day_activity(enriched: DataFrame, duration_cap_ms: int = EngagementParams.duration_cap_ms) -> DataFrame:
-    """One row per user and active day: events, duration, duration capped per event, and
-    the user's attributes.
-
-    Every engagement table is computed from this grain, so the events are
-    aggregated once per stage instead of once per table. The attributes are
-    constant per user in silver (user_dim has one row per user), so grouping by
-    them gives the same groups; as keys they keep the aggregation a hash
-    aggregation, where max() of strings would fall back to sorting every event."""
-    return enriched.groupBy("user_id", "event_date", *USER_ATTRIBUTES).agg(
-        F.count(F.lit(1)).alias("events"),
-        F.sum("duration_ms").alias("duration_ms"),
-        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("capped_duration_ms"),
-    )
-
-
-def daily_engagement(activity: DataFrame) -> DataFrame:
+def daily_engagement(enriched: DataFrame) -> DataFrame:
     """(event_date, dau, mau_30d, stickiness, events, total_duration_ms) for every date with events.
 
     A user counts towards mau_30d of day d when active in [d-29, d]. Each active
     day a covers [a, a+29] cut at the user's next active day, which gives every
     user disjoint intervals; +1/-1 at their ends summed over dates is the MAU.
     That costs one row per user-day instead of thirty."""
-    days = activity.select("user_id", "event_date")
+    days = _user_days(enriched)
     next_day = F.lead("event_date").over(Window.partitionBy("user_id").orderBy("event_date"))
     covered_until = F.least(F.date_add("event_date", MAU_WINDOW_DAYS - 1), F.date_sub(next_day, 1))
     intervals = days.select("event_date", F.coalesce(covered_until, F.date_add("event_date", MAU_WINDOW_DAYS - 1)).alias("last"))
@@ -53,9 +38,9 @@ def daily_engagement(activity: DataFrame) -> DataFrame:
     ).groupBy("d").agg(F.sum("delta").alias("delta"))
     # One row per calendar date: a window over all of them is small.
     mau = deltas.select("d", F.sum("delta").over(Window.orderBy("d").rowsBetween(Window.unboundedPreceding, 0)).alias("mau_30d"))
-    daily = activity.groupBy("event_date").agg(
-        F.count(F.lit(1)).alias("dau"),
-        F.sum("events").alias("events"),
+    daily = enriched.groupBy("event_date").agg(
+        F.countDistinct("user_id").alias("dau"),
+        F.count(F.lit(1)).alias("events"),
         F.sum("duration_ms").alias("total_duration_ms"),
     )
     return daily.join(mau, daily.event_date == mau.d).select(
@@ -64,8 +49,8 @@ def daily_engagement(activity: DataFrame) -> DataFrame:
     )
 
 
-def monthly_active_users(activity: DataFrame) -> DataFrame:
-    return activity.groupBy(F.trunc("event_date", "month").alias("month")).agg(F.countDistinct("user_id").alias("mau"))
+def monthly_active_users(enriched: DataFrame) -> DataFrame:
+    return enriched.groupBy(F.trunc("event_date", "month").alias("month")).agg(F.countDistinct("user_id").alias("mau"))
 
 
 def power_user_count(users: int, fraction: float) -> int:
@@ -73,24 +58,24 @@ def power_user_count(users: int, fraction: float) -> int:
     return math.ceil(Decimal(str(fraction)) * users)
 
 
-def user_totals(activity: DataFrame) -> DataFrame:
-    """Per user: capped duration total, events, active days and attributes."""
-    return activity.groupBy("user_id").agg(
-        F.sum("capped_duration_ms").alias("total_duration_ms"),
-        F.sum("events").alias("events"),
-        F.count(F.lit(1)).alias("active_days"),
+def user_totals(enriched: DataFrame, duration_cap_ms: int) -> DataFrame:
+    """Per user: capped duration total, events, active days and attributes
+    (constant per user in silver, so max() just picks them)."""
+    return enriched.groupBy("user_id").agg(
+        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("total_duration_ms"),
+        F.count(F.lit(1)).alias("events"),
+        F.countDistinct("event_date").alias("active_days"),
         *[F.max(c).alias(c) for c in ("country", "device_type", "subscription_type")],
     )
 
 
-def power_users(activity: DataFrame, power_user_fraction: float = EngagementParams.power_user_fraction) -> DataFrame:
-    """Users whose capped total (the cap is applied per event by user_day_activity) is
-    >= the k-th largest capped total (ties included)."""
-    totals = user_totals(activity)
+def power_users(enriched: DataFrame, params: EngagementParams = EngagementParams()) -> DataFrame:
+    """Users whose capped total is >= the k-th largest capped total (ties included)."""
+    totals = user_totals(enriched, params.duration_cap_ms)
     users = totals.count()
     if users == 0:
         return totals
-    k = power_user_count(users, power_user_fraction)
+    k = power_user_count(users, params.power_user_fraction)
     # The k-th largest total: the smallest of the top k (a bounded top-k, not a global sort).
     threshold = totals.orderBy(F.desc("total_duration_ms")).limit(k).agg(F.min("total_duration_ms").alias("threshold"))
     return totals.crossJoin(F.broadcast(threshold)).where(F.col("total_duration_ms") >= F.col("threshold")).select(
@@ -98,13 +83,13 @@ def power_users(activity: DataFrame, power_user_fraction: float = EngagementPara
     )
 
 
-def cohort_retention(activity: DataFrame) -> DataFrame:
+def cohort_retention(enriched: DataFrame) -> DataFrame:
     """Weekly join cohorts W-25..W (W = week of the latest event) and, for each
     week offset up to W, the share of the cohort active in that week."""
     week = lambda c: F.date_trunc("week", c).cast("date")  # noqa: E731 - ISO week, Monday
-    last_week = activity.agg(week(F.max("event_date")).alias("W"))
+    last_week = enriched.agg(week(F.max("event_date")).alias("W"))
     users = (
-        activity.where(F.col("join_date").isNotNull())
+        enriched.where(F.col("join_date").isNotNull())
         .select("user_id", week(F.col("join_date")).alias("cohort_week")).distinct()
         .crossJoin(F.broadcast(last_week))
         .where(F.col("cohort_week").between(F.date_sub("W", 7 * (COHORT_WEEKS - 1)), F.col("W")))
@@ -114,7 +99,7 @@ def cohort_retention(activity: DataFrame) -> DataFrame:
         "cohort_week", "cohort_size",
         F.explode(F.sequence(F.lit(0), (F.datediff("W", "cohort_week") / 7).cast("int"))).alias("week_offset"),
     )
-    active_weeks = activity.select("user_id", week(F.col("event_date")).alias("active_week")).distinct()
+    active_weeks = enriched.select("user_id", week(F.col("event_date")).alias("active_week")).distinct()
     active = (
         users.join(active_weeks, "user_id")
         .select("cohort_week", ((F.datediff("active_week", "cohort_week")) / 7).cast("int").alias("week_offset"), "user_id",

@@ -12,12 +12,8 @@ def enriched(spark, rows):
     return spark.createDataFrame(rows, ENRICHED)
 
 
-def activity(spark, rows, **kwargs):
-    return T.user_day_activity(enriched(spark, rows), **kwargs)
-
-
 def test_daily_engagement_mau_window_is_30_days_inclusive(spark):
-    df = activity(spark, [
+    df = enriched(spark, [
         ("x", D(2023, 7, 1), 10, None, None, None, None),
         ("x", D(2023, 7, 1), 20, None, None, None, None),
         ("y", D(2023, 7, 2), 5, None, None, None, None),
@@ -35,7 +31,7 @@ def test_daily_engagement_mau_window_is_30_days_inclusive(spark):
 
 def test_power_users_cap_durations_and_keep_ties_at_the_threshold(spark):
     hour = 3_600_000
-    df = activity(spark, [
+    df = enriched(spark, [
         ("a", D(2023, 7, 1), 10 * hour, None, "US", "iPad", "free"),   # capped at 8 h
         ("a", D(2023, 7, 2), hour, None, "US", "iPad", "free"),
         ("b", D(2023, 7, 1), 9 * hour // 2, None, "DE", "iPhone", "basic"),
@@ -45,27 +41,12 @@ def test_power_users_cap_durations_and_keep_ties_at_the_threshold(spark):
     ])
     columns = ["user_id", "total_duration_ms", "events", "active_days", "country", "device_type", "subscription_type"]
     # N = 4, k = ceil(0.25 * 4) = 1: the threshold is the top total, shared by a and b.
-    assert_rows(T.power_users(df, power_user_fraction=0.25), columns, [
+    assert_rows(T.power_users(df, T.EngagementParams(power_user_fraction=0.25)), columns, [
         ("a", 9 * hour, 2, 2, "US", "iPad", "free"),
         ("b", 9 * hour, 2, 1, "DE", "iPhone", "basic"),
     ])
     # k = ceil(0.5 * 4) = 2 is still a tie; k = 3 reaches c.
-    assert {r.user_id for r in T.power_users(df, power_user_fraction=0.75).collect()} == {"a", "b", "c"}
-
-
-def test_user_day_activity_caps_each_event_before_summing(spark):
-    df = activity(spark, [
-        ("a", D(2023, 7, 1), 10, D(2023, 6, 1), "US", "iPad", "free"),
-        ("a", D(2023, 7, 1), 50, D(2023, 6, 1), "US", "iPad", "free"),
-        ("a", D(2023, 7, 2), 30, D(2023, 6, 1), "US", "iPad", "free"),
-        ("b", D(2023, 7, 1), 5, None, None, None, None),
-    ], duration_cap_ms=20)
-    assert_rows(df, ["user_id", "event_date", "join_date", "country", "device_type", "subscription_type", "events",
-                     "duration_ms", "capped_duration_ms"], [
-        ("a", D(2023, 7, 1), D(2023, 6, 1), "US", "iPad", "free", 2, 60, 30),
-        ("a", D(2023, 7, 2), D(2023, 6, 1), "US", "iPad", "free", 1, 30, 20),
-        ("b", D(2023, 7, 1), None, None, None, None, 1, 5, 5),
-    ])
+    assert {r.user_id for r in T.power_users(df, T.EngagementParams(power_user_fraction=0.75)).collect()} == {"a", "b", "c"}
 
 
 def test_power_user_count_is_exact_decimal():
@@ -76,7 +57,7 @@ def test_power_user_count_is_exact_decimal():
 
 def test_cohort_retention_week_boundaries(spark):
     # Latest event 2023-07-19 (Wed): W = 2023-07-17; cohorts 2023-01-23 .. 2023-07-17.
-    df = activity(spark, [
+    df = enriched(spark, [
         ("p", D(2023, 6, 28), 1, D(2023, 7, 3), "US", "iPad", "free"),   # before its cohort week: ignored
         ("p", D(2023, 7, 3), 1, D(2023, 7, 3), "US", "iPad", "free"),    # Monday: offset 0
         ("p", D(2023, 7, 16), 1, D(2023, 7, 3), "US", "iPad", "free"),   # Sunday of week 07-10: offset 1
