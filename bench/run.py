@@ -336,8 +336,6 @@ def main(argv: list[str] | None = None) -> int:
             loads += [r["load_avg"] for r in runs.values()]
             print(f"  spark run {i + 1}/{args.repeats}: " + ", ".join(f"{s} {r['wall_s']:.1f}s" for s, r in runs.items())
                   + f" (load {loads[-1]})", flush=True)
-            if args.gates:
-                print("  gates: " + ", ".join(f"{s} {r['gate']['wall_s']:.1f}s" for s, r in runs.items()), flush=True)
         for stage in STAGES:
             report["spark"][stage] = summarize_stage([r[stage] for r in report["runs"]], args.events)
         totals = [sum(r[s]["wall_s"] for s in STAGES) for r in report["runs"]]
