@@ -134,8 +134,6 @@ def dump_spark_tables(out: Path) -> None:
     spark.stop()
 
 
-
-
 def run_spark_pipeline(run_id: str, landing: Path) -> None:
     """Runs the five jobs' entry points in this process (one SparkSession) over every date of LANDING."""
     import importlib

@@ -20,9 +20,8 @@ METADATA_REASONS = ("wrong_column_count", "empty_user_id", "bad_join_date")
 
 def _first_failure(reasons: tuple[str, ...], failed: tuple[Column, ...]) -> Column:
     """The reason of the first failing check, in the contract's order; NULL when all pass."""
-    assert len(reasons) == len(failed)
     expr = F.lit(None).cast("string")
-    for reason, check in reversed(list(zip(reasons, failed))):
+    for reason, check in reversed(list(zip(reasons, failed, strict=True))):
         expr = F.when(check, F.lit(reason)).otherwise(expr)
     return expr
 
