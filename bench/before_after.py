@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--master", default="local[*]")
     ap.add_argument("--driver-memory", default="4g")
+    ap.add_argument("--landing", type=Path, help="landing directory the ingest stage reads (a bench dataset)")
     args = ap.parse_args(argv)
     stages = args.stages.split(",")
     prepare_platform()
@@ -57,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
             for stage in stages:
                 for side, (root, zip_path) in code.items():
                     run_id = f"before-after-{side}-{i}"
+                    stage_args = ["--run-id", run_id]
+                    if stage == "ingest" and args.landing:
+                        stage_args += ["--interactions", str(args.landing / "user_interactions"),
+                                       "--metadata", str(args.landing / "user_metadata")]
                     r = spark_submit(str(root / "spark_jobs" / f"{stage}.py"), f"{stage} {run_id}",
-                                     ["--run-id", run_id], args.master, args.driver_memory, py_files=zip_path)
+                                     stage_args, args.master, args.driver_memory, py_files=zip_path)
                     results[stage][side].append(r)
                     print(f"  {stage} {side} {i + 1}/{args.repeats}: {r['wall_s']:.1f}s (load {r['load_avg']})",
                           flush=True)
