@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             write_count, F.count(F.lit(1)).alias("rows"), F.count("join_date").alias("matched"))
         write_table(spark, enriched, "silver.interactions_enriched", dates.contains(F.col("event_date")), args.branch)
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+        spark.sparkContext.setLocalProperty("spark.job.description", None)
 
         rows_in, rows_out = read_count.get["rows"], write_count.get["rows"]
         run.rows_in, run.rows_out, run.rows_rejected = rows_in, rows_out, 0

@@ -34,21 +34,14 @@ def spark(platform):
     session.stop()
 
 
-STAGE_MODULES = ["ingest", "enrich", "engagement", "performance", "sessions"]
-
-
-def run_stage(stage: str, *args: str) -> None:
-    """Runs a job's entry point in this process, on the session fixture's SparkSession."""
-    import importlib
-
-    importlib.import_module(f"spark_jobs.{stage}").main(list(args))
-
-
 def run_pipeline(run_id: str, landing: Path, *date_args: str) -> None:
-    for stage in STAGE_MODULES:
-        extra = ["--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")] \
-            if stage == "ingest" else []
-        run_stage(stage, "--run-id", run_id, *date_args, *extra)
+    """Every stage in order, through the one-application entry point spark_jobs/pipeline.py."""
+    from spark_jobs import pipeline
+
+    status = pipeline.main(["--run-id", run_id, *date_args, "--interactions", str(landing / "user_interactions"),
+                            "--metadata", str(landing / "user_metadata")])
+    if status != 0:
+        raise RuntimeError(f"pipeline run {run_id} exited with {status}")
 
 
 def drop_pipeline_tables(spark) -> None:

@@ -213,6 +213,34 @@ def test_bad_batch_is_blocked_and_main_keeps_the_previous_data(published_good_ru
         assert f'href="../../{quote(row["data_docs_page"])}"' in page
 
 
+def test_one_application_pipeline_stops_at_the_failed_gate(bad_landing, gate_env):
+    """spark_jobs/pipeline.py with --branch gates each stage in its own session, as the DAG does."""
+    run_id = "quality_bad_one_app"
+    main_before = refs("bronze.interactions")["main"]
+
+    proc = run(gate_env["env"], "spark_jobs.pipeline", "--run-id", run_id, "--branch", branch_of(run_id),
+               "--stages", "ingest,enrich", *landing_args(bad_landing))
+
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert f"gate ingest failed for run {run_id}" in proc.stderr
+    assert "[pipeline] stage ingest" in proc.stdout and "[pipeline] stage enrich" not in proc.stdout
+    table_refs = refs("bronze.interactions")
+    assert table_refs["main"] == main_before
+    assert table_refs[branch_of(run_id)] != main_before
+    failed = {(r["table_name"], r["expectation_type"]) for r in quality_rows(run_id) if not r["success"]}
+    assert ("bronze.interactions", "expect_column_values_to_be_in_set") in failed
+    from pyiceberg.expressions import EqualTo
+
+    jobs = catalog().load_table("ops.job_runs").scan(row_filter=EqualTo("run_id", run_id)).to_arrow()
+    assert jobs.column("job").to_pylist() == ["ingest"]
+
+
+@pytest.fixture
+def bad_landing(gate_env) -> Path:
+    landing = gate_env["tmp"] / "landing_bad"
+    return landing if landing.exists() else generate(gate_env["env"], landing, bad_batch="out_of_set")
+
+
 def test_gate_task_links_to_its_own_data_docs_page():
     sys.path.insert(0, str(ROOT / "dags"))
     import pendulum
