@@ -76,6 +76,7 @@ class StageStats:
     shuffle_write_time_ns: int = 0
     shuffle_fetch_wait_ms: int = 0
     result_bytes: int = 0
+    peak_jvm_heap: int = 0
     submitted_ms: int | None = None
     completed_ms: int | None = None
 
@@ -119,11 +120,13 @@ class AppStats:
     peak_jvm_heap: dict = field(default_factory=dict)       # executor id -> bytes
     peak_jvm_offheap: dict = field(default_factory=dict)
 
-    def totals(self) -> dict:
-        st = list(self.stages.values())
+    def totals(self, pipeline_stage: str | None = None) -> dict:
+        """Figures of the whole application, or of the jobs one pipeline stage ran
+        (spark_jobs/pipeline.py tags them with the ``pipeline.stage`` property)."""
+        st = list(self.stages.values()) if pipeline_stage is None else self.pipeline_stage_stages(pipeline_stage)
         run = sum(sum(s.task_run_ms) for s in st)
         gc = sum(s.gc_ms for s in st)
-        widest = self.widest_stage()
+        widest = self.widest_stage(st)
         return {
             "app_id": self.app_id, "app_name": self.name,
             "app_duration_s": (self.end_ms - self.start_ms) / 1000 if self.end_ms and self.start_ms else None,
@@ -135,7 +138,8 @@ class AppStats:
             "spill_disk_bytes": sum(s.disk_spilled for s in st),
             "input_bytes": sum(s.input_bytes for s in st),
             "peak_execution_memory_bytes": max((s.peak_execution_memory for s in st), default=0),
-            "peak_jvm_heap_bytes": dict(self.peak_jvm_heap),
+            "peak_jvm_heap_bytes": dict(self.peak_jvm_heap) if pipeline_stage is None
+            else {"driver": max(s.peak_jvm_heap for s in st)} if any(s.peak_jvm_heap for s in st) else {},
             "peak_jvm_offheap_bytes": dict(self.peak_jvm_offheap),
             "widest_stage": widest.as_dict() if widest else None,
         }
@@ -145,15 +149,26 @@ class AppStats:
         ids = {sid for j in self.jobs.values() if j.get("group") == group for sid in j.get("stages", [])}
         return [s for (sid, _), s in self.stages.items() if sid in ids and s.task_run_ms]
 
-    def widest_stage(self) -> StageStats | None:
-        st = [s for s in self.stages.values() if s.task_run_ms]
+    def pipeline_stage_stages(self, name: str) -> list[StageStats]:
+        ids = {sid for j in self.jobs.values() if j.get("pipeline_stage") == name for sid in j.get("stages", [])}
+        return [s for (sid, _), s in self.stages.items() if sid in ids and s.task_run_ms]
+
+    def pipeline_stage_span_s(self, name: str) -> float | None:
+        """First job start to last job end of one pipeline stage's jobs."""
+        jobs = [j for j in self.jobs.values() if j.get("pipeline_stage") == name and j.get("end")]
+        return (max(j["end"] for j in jobs) - min(j["start"] for j in jobs)) / 1000 if jobs else None
+
+    def widest_stage(self, stages: list[StageStats] | None = None) -> StageStats | None:
+        st = [s for s in (self.stages.values() if stages is None else stages) if s.task_run_ms]
         return max(st, key=lambda s: (s.num_tasks, sum(s.task_run_ms))) if st else None
 
 
-def _note_peaks(app: AppStats, executor: str, metrics: dict | None) -> None:
+def _note_peaks(app: AppStats, executor: str, metrics: dict | None, stage: StageStats | None = None) -> None:
     if not metrics:
         return
     heap, off = metrics.get("JVMHeapMemory", 0), metrics.get("JVMOffHeapMemory", 0)
+    if stage is not None:
+        stage.peak_jvm_heap = max(stage.peak_jvm_heap, heap)
     app.peak_jvm_heap[executor] = max(app.peak_jvm_heap.get(executor, 0), heap)
     app.peak_jvm_offheap[executor] = max(app.peak_jvm_offheap.get(executor, 0), off)
 
@@ -172,6 +187,7 @@ def summarize(app_path: Path) -> AppStats:
             props = e.get("Properties") or {}
             app.jobs[e["Job ID"]] = {"stages": e.get("Stage IDs", []), "start": e.get("Submission Time"),
                                      "group": props.get("spark.jobGroup.id"),
+                                     "pipeline_stage": props.get("pipeline.stage"),
                                      "description": props.get("spark.job.description") or props.get("callSite.short", "")}
         elif kind == "SparkListenerJobEnd":
             app.jobs.setdefault(e["Job ID"], {"stages": []})["end"] = e.get("Completion Time")
@@ -204,9 +220,10 @@ def summarize(app_path: Path) -> AppStats:
             s.shuffle_write_time_ns += sw.get("Shuffle Write Time", 0)
             s.shuffle_fetch_wait_ms += sr.get("Fetch Wait Time", 0)
             s.result_bytes += m.get("Result Size", 0)
-            _note_peaks(app, (e.get("Task Info") or {}).get("Executor ID", "driver"), e.get("Task Executor Metrics"))
+            _note_peaks(app, (e.get("Task Info") or {}).get("Executor ID", "driver"), e.get("Task Executor Metrics"), s)
         elif kind == "SparkListenerStageExecutorMetrics":
-            _note_peaks(app, e.get("Executor ID", "driver"), e.get("Executor Metrics"))
+            _note_peaks(app, e.get("Executor ID", "driver"), e.get("Executor Metrics"),
+                        app.stages.get((e.get("Stage ID"), e.get("Stage Attempt ID"))))
     return app
 
 

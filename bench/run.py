@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -60,15 +61,18 @@ def machine() -> dict:
             "python": platform.python_version()}
 
 
-def dataset(events: int, seed: int, days: int, users: int | None, mode: str = "realistic") -> Path:
-    """Generated landing data, cached per (mode, events, users, days, seed)."""
-    name = f"{mode}-{events}-u{users or 'default'}-d{days}-s{seed}"
+def dataset(events: int, seed: int, days: int, users: int | None, mode: str = "realistic",
+            hot: tuple[int, float] | None = None) -> Path:
+    """Generated landing data, cached per (mode, events, users, days, seed, hot users)."""
+    name = f"{mode}-{events}-u{users or 'default'}-d{days}-s{seed}" + (f"-hot{hot[0]}x{hot[1]}" if hot else "")
     out = DATA_CACHE / name
     if not (out / "_manifest.json").exists():
         args = [PY, "-m", "infra.datagen", "--mode", mode, "--out", str(out), "--events", str(events),
                 "--days", str(days), "--start-date", "2023-01-01", "--seed", str(seed)]
         if users:
             args += ["--users", str(users)]
+        if hot:
+            args += ["--hot-users", str(hot[0]), "--hot-user-share", str(hot[1])]
         subprocess.run(args, check=True, cwd=ROOT)
     return out
 
@@ -86,7 +90,7 @@ def reset_catalog() -> None:
     from iceberg_catalog.tables import TABLES
 
     catalog = load_pyiceberg_catalog()
-    for name in TABLES:
+    for name in [*TABLES, "ops.quality_results"]:
         try:
             catalog.drop_table(name)
         except Exception:  # absent table
@@ -159,7 +163,8 @@ def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver
                      if not l.lstrip().startswith("at ") and any(w in l for w in ("Error", "Exception", "Traceback", "File \""))]
         raise RuntimeError(f"{' '.join(cmd)} failed (full output in {failure_log}):\n" + "\n".join(important[-40:]))
     log = eventlog.find_app(eventlog.default_log_dir(), app_tag, newer_than=launched - 5)
-    result = {"wall_s": round(wall, 3), "load_avg": load_before, "event_log": str(log) if log else None}
+    result = {"wall_s": round(wall, 3), "load_avg": load_before, "event_log": str(log) if log else None,
+              "stdout": proc.stdout}
     if log:
         app = eventlog.summarize(log)
         totals = app.totals()
@@ -175,27 +180,61 @@ def run_stage(stage: str, run_id: str, landing: Path, master: str, driver_memory
     if stage == "ingest":
         args += ["--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")]
     result = spark_submit(str(ROOT / "spark_jobs" / f"{stage}.py"), f"{stage} {run_id}", args, master, driver_memory, conf)
+    result.pop("stdout")
     result["job_run"] = job_run_row(run_id, stage)
     return result
 
 
-def run_pipeline_once(tag: str, landing: Path, master: str, driver_memory: str, gates: bool = False) -> dict:
-    """Every stage once; with ``gates``, as the DAG runs them: each stage writes the run's
-    branch and its quality gate (a spark-submit of its own) audits and publishes it."""
+def run_pipeline_once(tag: str, landing: Path, master: str, driver_memory: str, gates: bool = False,
+                      apps: str = "one") -> dict:
+    """Every stage once, from empty tables. ``apps="one"``: one spark-submit of
+    spark_jobs/pipeline.py, per-stage figures from its jobs' ``pipeline.stage``
+    tag. ``apps="per-stage"``: a spark-submit per stage, as the DAG runs them.
+    With ``gates``, each stage writes the run's branch and its quality gate
+    audits and publishes it (in the same application, or its own spark-submit)."""
     reset_catalog()
-    runs = {}
+    branch = "wap_" + tag.replace("-", "_")
+    if apps == "one":
+        return _run_one_app(tag, landing, master, driver_memory, branch if gates else None)
+    stages = {}
     for stage in STAGES:
-        if not gates:
-            runs[stage] = run_stage(stage, tag, landing, master, driver_memory)
-        else:
-            branch = "wap_" + tag.replace("-", "_")
-            runs[stage] = run_stage(stage, tag, landing, master, driver_memory, extra=["--branch", branch])
-            runs[stage]["gate"] = spark_submit(str(ROOT / "spark_jobs" / "quality_gate.py"), f"gate_{stage}",
-                                               ["--stage", stage, "--run-id", tag, "--branch", branch],
-                                               master, driver_memory)
-        gate_s = f", gate {runs[stage]['gate']['wall_s']:.1f}s" if gates else ""
-        print(f"    {stage} {runs[stage]['wall_s']:.1f}s{gate_s}", flush=True)
-    return runs
+        extra = ["--branch", branch] if gates else []
+        stages[stage] = run_stage(stage, tag, landing, master, driver_memory, extra=extra)
+        if gates:
+            stages[stage]["gate"] = spark_submit(str(ROOT / "spark_jobs" / "quality_gate.py"), f"gate_{stage}",
+                                                 ["--stage", stage, "--run-id", tag, "--branch", branch],
+                                                 master, driver_memory)
+        _print_stage(stage, stages[stage])
+    return {"apps": apps, "stages": stages, "wall_s": round(sum(r["wall_s"] for r in stages.values()), 3),
+            "startup_s": round(sum(r.get("startup_s") or 0 for r in stages.values()), 3),
+            "load_avg": max(r["load_avg"] for r in stages.values())}
+
+
+def _run_one_app(tag: str, landing: Path, master: str, driver_memory: str, branch: str | None) -> dict:
+    args = ["--run-id", tag, "--interactions", str(landing / "user_interactions"),
+            "--metadata", str(landing / "user_metadata")] + (["--branch", branch] if branch else [])
+    app = spark_submit(str(ROOT / "spark_jobs" / "pipeline.py"), f"pipeline {tag}", args, master, driver_memory)
+    # "[pipeline] stage engagement 61.234s" / "[pipeline] gate engagement 20.1s", printed by the job
+    walls = {(kind, name): float(sec) for kind, name, sec in
+             re.findall(r"^\[pipeline\] (stage|gate) (\w+) ([0-9.]+)s$", app.pop("stdout"), re.M)}
+    summary = eventlog.summarize(Path(app["event_log"])) if app.get("event_log") else None
+    stages = {}
+    for stage in STAGES:
+        r = {"wall_s": walls.get(("stage", stage)), "load_avg": app["load_avg"]}
+        if summary:
+            r.update(summary.totals(stage))
+        r["job_run"] = job_run_row(tag, stage)
+        if branch:
+            r["gate"] = {"wall_s": walls.get(("gate", stage))}
+        stages[stage] = r
+        _print_stage(stage, r)
+    return {"apps": "one", "stages": stages, **{k: app.get(k) for k in ("wall_s", "startup_s", "first_job_s",
+                                                                      "load_avg", "event_log")}}
+
+
+def _print_stage(stage: str, r: dict) -> None:
+    gate = f", gate {r['gate']['wall_s']:.1f}s" if r.get("gate") else ""
+    print(f"    {stage} {r['wall_s']:.1f}s{gate}", flush=True)
 
 
 def run_duckdb_once(landing: Path, threads: int) -> dict:
@@ -258,6 +297,8 @@ def markdown(report: dict) -> str:
     lines = [f"## Pipeline benchmark, {ev:,} realistic events ({report['finished_at']})", "",
              f"Machine: {report['machine']['cpus']} CPUs ({report['machine']['cpu_model']}), "
              f"{report['machine']['memory_gb']} GB; master `{report['master']}`, driver memory {report['driver_memory']}; "
+             + ("every stage in one application (`spark_jobs/pipeline.py`); " if report.get("apps", "per-stage") == "one"
+                else "one spark-submit per stage, as the DAG runs them; ") +
              f"medians of {report['repeats']} runs; load average during the runs: "
              f"{min(report['load_avg_all'])}-{max(report['load_avg_all'])} (a loaded machine inflates every figure).", "",
              "| stage | Spark wall s | rows/s | start-up s (share) | peak heap | peak task exec mem | shuffle written | spill | GC share | widest stage: tasks, max/median ms (ratio) | DuckDB s | Spark/DuckDB |",
@@ -280,7 +321,9 @@ def markdown(report: dict) -> str:
             f"{fmt(s.get('widest_stage_task_ms_median'), '.0f')} ({fmt(s.get('widest_stage_max_median'), '.1f')}) | "
             f"{fmt(d, '.2f')} | {fmt(ratio, '.1f')} |")
     if any((report["spark"].get(s) or {}).get("gate_wall_s") for s in STAGES):
-        lines += ["", "Quality gates (one spark-submit each, after its stage, as the DAG runs them):", "",
+        where = ("in the same application, right after its stage" if report.get("apps", "per-stage") == "one"
+                 else "one spark-submit each, after its stage, as the DAG runs them")
+        lines += ["", f"Quality gates ({where}):", "",
                   "| stage | stage wall s | gate wall s | gate / stage |", "|---|---|---|---|"]
         for stage in STAGES:
             s = report["spark"][stage]
@@ -312,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="only the extras, with ingest re-run next to each CSV->Parquet run (same load)")
     ap.add_argument("--gates", action="store_true",
                     help="run each stage on a branch and its quality gate after it; report gate / stage time")
+    ap.add_argument("--apps", choices=["one", "per-stage"], default="one",
+                    help="one: every stage in one application (spark_jobs/pipeline.py); "
+                         "per-stage: a spark-submit per stage, as the DAG runs them")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     args = ap.parse_args(argv)
 
@@ -322,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     report: dict = {"events": args.events, "days": args.days, "users": args.users, "seed": args.seed,
                     "landing": str(landing), "master": args.master, "driver_memory": args.driver_memory,
-                    "repeats": args.repeats, "machine": machine(), "started_at": stamp, "spark": {}, "runs": []}
+                    "repeats": args.repeats, "apps": args.apps, "machine": machine(), "started_at": stamp, "spark": {}, "runs": []}
     loads = []
     if args.extras_only:
         args.no_spark = args.no_duckdb = True
@@ -330,16 +376,15 @@ def main(argv: list[str] | None = None) -> int:
         args.tag = args.tag or "extras"
     if not args.no_spark:
         for i in range(args.repeats):
-            runs = run_pipeline_once(f"bench-{args.events}-{stamp}-{i}", landing, args.master, args.driver_memory,
-                                     gates=args.gates)
-            report["runs"].append(runs)
-            loads += [r["load_avg"] for r in runs.values()]
-            print(f"  spark run {i + 1}/{args.repeats}: " + ", ".join(f"{s} {r['wall_s']:.1f}s" for s, r in runs.items())
-                  + f" (load {loads[-1]})", flush=True)
+            run = run_pipeline_once(f"bench-{args.events}-{stamp}-{i}", landing, args.master, args.driver_memory,
+                                    gates=args.gates, apps=args.apps)
+            report["runs"].append(run)
+            loads.append(run["load_avg"])
+            print(f"  spark run {i + 1}/{args.repeats}: {run['wall_s']:.1f}s (load {loads[-1]})", flush=True)
         for stage in STAGES:
-            report["spark"][stage] = summarize_stage([r[stage] for r in report["runs"]], args.events)
-        totals = [sum(r[s]["wall_s"] for s in STAGES) for r in report["runs"]]
-        startups = [sum(r[s].get("startup_s") or 0 for s in STAGES) for r in report["runs"]]
+            report["spark"][stage] = summarize_stage([r["stages"][stage] for r in report["runs"]], args.events)
+        totals = [r["wall_s"] for r in report["runs"]]
+        startups = [r["startup_s"] or 0 for r in report["runs"]]
         total = median(totals)
         report["spark"]["total"] = {"wall_s": total, "wall_s_runs": totals, "rows_per_s": round(args.events / total),
                                     "startup_s": median(startups), "startup_share": round(median(startups) / total, 3)}
@@ -387,8 +432,8 @@ def extras(args, landing: Path, stamp: str, report: dict) -> dict:
     tiny = dataset(1000, args.seed, min(args.days, 7), 100)
     tiny_totals = []
     for i in range(args.repeats):
-        runs = run_pipeline_once(f"bench-1k-{stamp}-{i}", tiny, args.master, args.driver_memory)
-        tiny_totals.append(sum(r["wall_s"] for r in runs.values()))
+        tiny_totals.append(run_pipeline_once(f"bench-1k-{stamp}-{i}", tiny, args.master, args.driver_memory,
+                                             apps=args.apps)["wall_s"])
     out["1k-event pipeline wall s (median)"] = median(tiny_totals)
     if report is not None:
         total = report["spark"]["total"]["wall_s"]
