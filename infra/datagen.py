@@ -141,6 +141,12 @@ class Config:
     duplicate_share: float
     bad_batch: str | None
     chunk_rows: int
+    hot_users: int = HOT_USERS                      # realistic only
+    hot_user_share: float = HOT_USER_EVENT_SHARE    # realistic only: their events, together
+
+    @property
+    def hot_user_count(self) -> int:
+        return min(self.hot_users, max(1, self.users // 20))
 
     @property
     def line_ending(self) -> str:
@@ -460,13 +466,12 @@ def release_versions(rng: np.random.Generator, count: int) -> list[str]:
     return list(dict.fromkeys(versions))
 
 
-def zipf_weights(users: int) -> np.ndarray:
-    """A handful of hot users share HOT_USER_EVENT_SHARE; the rest follow Zipf."""
-    hot = min(HOT_USERS, max(1, users // 20))
+def zipf_weights(users: int, hot: int, hot_share: float) -> np.ndarray:
+    """``hot`` users share ``hot_share`` of the events; the rest follow Zipf."""
     # the offset keeps the busiest ordinary user well below a hot one
     tail = 1.0 / (np.arange(1, users - hot + 1) + ZIPF_RANK_OFFSET) ** ZIPF_EXPONENT
-    tail *= (1 - HOT_USER_EVENT_SHARE) / tail.sum()
-    return np.concatenate([np.full(hot, HOT_USER_EVENT_SHARE / hot), tail])
+    tail *= (1 - hot_share) / tail.sum()
+    return np.concatenate([np.full(hot, hot_share / hot), tail])
 
 
 def day_weights(cfg: Config, burst_day: int) -> np.ndarray:
@@ -491,8 +496,8 @@ def build_world(cfg: Config) -> World:
     rng = chunk_rng(cfg.seed, STREAM_WORLD, 0)
     u = cfg.users
     ids = rng.choice(cfg.id_space, u, replace=False) + 1
-    weights = zipf_weights(u)
-    hot = np.arange(u) < min(HOT_USERS, max(1, u // 20))
+    weights = zipf_weights(u, cfg.hot_user_count, cfg.hot_user_share)
+    hot = np.arange(u) < cfg.hot_user_count
     join_day = rng.integers(-JOIN_DAYS_BEFORE_START_REALISTIC, cfg.days, u)
     join_day[hot] = -JOIN_DAYS_BEFORE_START_REALISTIC // 2   # hot users are long-time users
     has_metadata = (rng.random(u) >= META_MISSING_SHARE) | hot
@@ -757,10 +762,9 @@ def build_manifest(cfg: Config, world: World | None, interactions: dict, metadat
         {"kind": cfg.bad_batch, "description": BAD_BATCH_KINDS[cfg.bad_batch]},
     }
     if world is not None:
-        hot = min(HOT_USERS, max(1, cfg.users // 20))
         manifest["realistic"] = {
-            "hot_users": world.user_ids[:hot].to_pylist(),
-            "hot_user_expected_event_share": HOT_USER_EVENT_SHARE,
+            "hot_users": world.user_ids[:cfg.hot_user_count].to_pylist(),
+            "hot_user_expected_event_share": cfg.hot_user_share,
             "versions": [{"app_version": v, "release_day": float(r)}
                          for v, r in zip(world.versions, world.release_day)],
         }
@@ -811,6 +815,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
                    help=f"share of exact duplicate interaction rows (default {DEFAULT_DUPLICATE_SHARE} realistic, 0 challenge)")
     p.add_argument("--bad-batch", choices=sorted(BAD_BATCH_KINDS), default=None,
                    help=f"make a batch a quality gate must stop. {bad_batch_help}")
+    p.add_argument("--hot-users", type=int, default=HOT_USERS,
+                   help=f"realistic: number of hot (power) users, at most users/20 (default {HOT_USERS})")
+    p.add_argument("--hot-user-share", type=float, default=HOT_USER_EVENT_SHARE,
+                   help=f"realistic: share of all events the hot users make together (default {HOT_USER_EVENT_SHARE})")
     p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows generated per chunk; bounds memory, and is part of what the seed reproduces (default 1,000,000)")
     a = p.parse_args(argv)
     realistic = a.mode == "realistic"
@@ -823,7 +831,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         malformed_share=a.malformed_share if a.malformed_share is not None else (0.01 if realistic else 0.0),
         duplicate_share=a.duplicate_share if a.duplicate_share is not None else
         (DEFAULT_DUPLICATE_SHARE if realistic else 0.0),
-        bad_batch=a.bad_batch, chunk_rows=a.chunk_rows)
+        bad_batch=a.bad_batch, chunk_rows=a.chunk_rows, hot_users=a.hot_users, hot_user_share=a.hot_user_share)
     problems = [msg for bad, msg in [
         (cfg.events < 0, f"--events must be >= 0, got {cfg.events}"),
         (cfg.users < 1, f"--users must be >= 1, got {cfg.users}"),
@@ -832,6 +840,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         (not 1 <= cfg.chunk_rows <= MAX_CHUNK_ROWS, f"--chunk-rows must be in [1, {MAX_CHUNK_ROWS}], got {cfg.chunk_rows}"),
         (not 0 <= cfg.malformed_share < 1, f"--malformed-share must be in [0, 1), got {cfg.malformed_share}"),
         (not 0 <= cfg.duplicate_share < 1, f"--duplicate-share must be in [0, 1), got {cfg.duplicate_share}"),
+        (cfg.hot_users < 1, f"--hot-users must be >= 1, got {cfg.hot_users}"),
+        (not 0 < cfg.hot_user_share < 1, f"--hot-user-share must be in (0, 1), got {cfg.hot_user_share}"),
     ] if bad]
     if problems:
         p.error("; ".join(problems))
