@@ -1,7 +1,9 @@
-"""Spark UI analysis from event logs: per job (Spark application), its three largest
-bottlenecks with their figures.
+"""Spark UI analysis from event logs: per job (a pipeline stage: its own Spark
+application, or its share of a spark_jobs/pipeline.py application, told apart
+by the ``pipeline.stage`` tag of its Spark jobs), its three largest bottlenecks
+with their figures.
 
-    python -m bench.spark_ui_report                       # newest bench run of each stage
+    python -m bench.spark_ui_report                       # newest bench run
     python -m bench.spark_ui_report --match bench-1000000 # apps whose name contains this
     python -m bench.spark_ui_report --logs .local/spark-events/eventlog_v2_local-...
 
@@ -46,8 +48,8 @@ def label(app: eventlog.AppStats, stage: eventlog.StageStats) -> str:
     return short(name)
 
 
-def bottlenecks(app: eventlog.AppStats) -> list[dict]:
-    stages = [s for s in app.stages.values() if s.task_run_ms]
+def bottlenecks(app: eventlog.AppStats, stages: list[eventlog.StageStats]) -> list[dict]:
+    stages = [s for s in stages if s.task_run_ms]
     if not stages:
         return []
     total_ms = sum(sum(s.task_run_ms) for s in stages) or 1
@@ -98,35 +100,49 @@ def bottlenecks(app: eventlog.AppStats) -> list[dict]:
     return sorted(found, key=lambda b: b["cost_s"], reverse=True)
 
 
-def analyse(log: Path) -> dict:
+def analyse(log: Path) -> list[dict]:
+    """One result per pipeline stage the application ran (one, for a single-stage application)."""
     app = eventlog.summarize(log)
-    t = app.totals()
-    jobs = sorted(app.jobs.items(), key=lambda kv: (kv[1].get("end") or 0) - (kv[1].get("start") or 0), reverse=True)
-    return {"app_name": app.name, "app_id": app.app_id, "event_log": str(log),
-            "app_duration_s": t["app_duration_s"], "task_run_s": t["task_run_s"], "spark_jobs": t["jobs"],
-            "stages": t["stages"], "tasks": t["tasks"],
+    tagged = [n for n in dict.fromkeys(j.get("pipeline_stage") for j in app.jobs.values()) if n]
+    if not tagged:
+        return [_analyse(app, log, app.name, None)]
+    return [_analyse(app, log, f"{name} (in {app.name})", name) for name in tagged]
+
+
+def _analyse(app: eventlog.AppStats, log: Path, name: str, pipeline_stage: str | None) -> dict:
+    t = app.totals(pipeline_stage)
+    stages = list(app.stages.values()) if pipeline_stage is None else app.pipeline_stage_stages(pipeline_stage)
+    jobs = [(j, v) for j, v in app.jobs.items() if pipeline_stage is None or v.get("pipeline_stage") == pipeline_stage]
+    jobs.sort(key=lambda kv: (kv[1].get("end") or 0) - (kv[1].get("start") or 0), reverse=True)
+    duration = t["app_duration_s"] if pipeline_stage is None else app.pipeline_stage_span_s(pipeline_stage)
+    return {"app_name": name, "app_id": app.app_id, "event_log": str(log),
+            "app_duration_s": duration, "task_run_s": t["task_run_s"], "spark_jobs": len(jobs),
+            "stages": len(stages), "tasks": t["tasks"],
             "slowest_spark_jobs": [{"job_id": j, "s": ((v.get("end") or 0) - (v.get("start") or 0)) / 1000,
                                     "description": short(v.get("description") or "", 80)} for j, v in jobs[:3]],
-            "bottlenecks": bottlenecks(app)[:3]}
+            "bottlenecks": bottlenecks(app, stages)[:3]}
 
 
 def pick_logs(log_dir: Path, match: str | None) -> list[Path]:
-    """The newest event log of each pipeline stage whose app name contains MATCH (default: 'bench-')."""
+    """The newest event log of each pipeline stage whose app name contains MATCH (default: 'bench-');
+    the newest one-application run ("pipeline ...") when it is newer than all of them."""
     chosen: dict[str, tuple[float, Path]] = {}
     for p in log_dir.iterdir():
         name = eventlog.app_name(p) or ""
         stage = name.split(" ", 1)[0]
-        if stage in STAGES and (match or "bench-") in name:
+        if stage in [*STAGES, "pipeline"] and (match or "bench-") in name:
             mtime = p.stat().st_mtime
             if stage not in chosen or mtime > chosen[stage][0]:
                 chosen[stage] = (mtime, p)
+    if "pipeline" in chosen and all(chosen["pipeline"][0] > chosen[s][0] for s in STAGES if s in chosen):
+        return [chosen["pipeline"][1]]
     return [chosen[s][1] for s in STAGES if s in chosen]
 
 
 def markdown(results: list[dict]) -> str:
     lines = ["## Spark UI analysis: three largest bottlenecks per job", ""]
     for r in results:
-        lines += [f"### {r['app_name']} ({r['app_id']}): {r['app_duration_s'] or 0:.1f} s app, "
+        lines += [f"### {r['app_name']} ({r['app_id']}): {r['app_duration_s'] or 0:.1f} s, "
                   f"{r['task_run_s']:.1f} s task time, {r['spark_jobs']} Spark jobs, {r['stages']} stages, {r['tasks']} tasks", ""]
         for i, b in enumerate(r["bottlenecks"], 1):
             lines.append(f"{i}. **{b['kind']}** (~{b['cost_s']:.1f} s): {b['figures']}")
@@ -145,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if not logs:
         print(f"no matching event logs in {args.log_dir}", file=sys.stderr)
         return 1
-    results = [analyse(p) for p in logs]
+    results = [r for p in logs for r in analyse(p)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.json").write_text(json.dumps(results, indent=1, default=str))
     md = markdown(results)
