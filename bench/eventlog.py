@@ -64,6 +64,7 @@ class StageStats:
     name: str = ""
     num_tasks: int = 0
     task_run_ms: list[int] = field(default_factory=list)
+    task_launch_ms: list[int] = field(default_factory=list)         # parallel to task_run_ms
     task_shuffle_records: list[int] = field(default_factory=list)   # shuffle records read, per task
     gc_ms: int = 0
     shuffle_read_bytes: int = 0
@@ -79,6 +80,12 @@ class StageStats:
     peak_jvm_heap: int = 0
     submitted_ms: int | None = None
     completed_ms: int | None = None
+
+    def run_ms_after_first_wave(self, slots: int) -> list[int]:
+        """Task run times without the first ``slots`` tasks launched: those pay the JIT
+        compilation of the stage's generated code, a fixed cost unrelated to their data."""
+        launched = sorted(range(len(self.task_run_ms)), key=lambda i: self.task_launch_ms[i])
+        return [self.task_run_ms[i] for i in launched[slots:]] or list(self.task_run_ms)
 
     @property
     def max_median_ratio(self) -> float | None:
@@ -207,6 +214,7 @@ def summarize(app_path: Path) -> AppStats:
             m = e.get("Task Metrics") or {}
             s = app.stages.setdefault((e["Stage ID"], e["Stage Attempt ID"]), StageStats(e["Stage ID"], e["Stage Attempt ID"]))
             s.task_run_ms.append(m.get("Executor Run Time", 0))
+            s.task_launch_ms.append((e.get("Task Info") or {}).get("Launch Time", 0))
             s.gc_ms += m.get("JVM GC Time", 0)
             sr, sw, inp = m.get("Shuffle Read Metrics") or {}, m.get("Shuffle Write Metrics") or {}, m.get("Input Metrics") or {}
             s.shuffle_read_bytes += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
