@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from spark_jobs.common import DateRange
@@ -31,11 +30,10 @@ def main(argv: list[str]) -> None:
     args = ap.parse_args(argv)
     spark = build_spark_session(f"csv_to_parquet {args.run_id}")
     classified = T.classify_interactions(read_landing(spark, args.interactions, T.INTERACTION_FIELDS, DateRange()))
-    rows = classified.persist(StorageLevel.MEMORY_AND_DISK)
-    (T.accepted_interactions(rows).write.mode("overwrite").partitionBy("event_date")
+    # Two parses, one per output, as the ingest job does.
+    (T.accepted_interactions(classified).write.mode("overwrite").partitionBy("event_date")
      .option("compression", "zstd").parquet(f"{args.out}/interactions"))
-    T.rejected_interactions(rows, args.run_id).write.mode("overwrite").parquet(f"{args.out}/rejected_interactions")
-    rows.unpersist()
+    T.rejected_interactions(classified, args.run_id).write.mode("overwrite").parquet(f"{args.out}/rejected_interactions")
     meta = T.classify_metadata(read_landing(spark, args.metadata, T.METADATA_FIELDS, DateRange())).persist()
     T.accepted_metadata(meta).write.mode("overwrite").parquet(f"{args.out}/user_metadata")
     T.rejected_metadata(meta, args.run_id).write.mode("overwrite").parquet(f"{args.out}/rejected_metadata")
