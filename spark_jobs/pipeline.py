@@ -50,22 +50,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.branch:
         common += ["--branch", args.branch]
     spark = build_spark_session(f"pipeline {args.run_id}")
-    context = spark.sparkContext
-    for stage in stages:
-        stage_args = list(common)
-        if stage == "ingest":
-            stage_args += [a for flag, value in (("--interactions", args.interactions), ("--metadata", args.metadata))
-                           if value for a in (flag, value)]
-        context.setLocalProperty(STAGE_PROPERTY, stage)
-        started = time.monotonic()
-        conf_before = spark.conf.getAll
-        importlib.import_module(f"spark_jobs.{stage}").main(stage_args)
-        _restore_conf(spark, conf_before)
-        print(f"[pipeline] stage {stage} {time.monotonic() - started:.3f}s", flush=True)
-        if args.branch and not _gate(spark, stage, args, dates):
-            return 1
-    context.setLocalProperty(STAGE_PROPERTY, None)
-    return 0
+    try:
+        for stage in stages:
+            stage_args = list(common)
+            if stage == "ingest":
+                for flag, value in (("--interactions", args.interactions), ("--metadata", args.metadata)):
+                    if value:
+                        stage_args += [flag, value]
+            spark.sparkContext.setLocalProperty(STAGE_PROPERTY, stage)
+            started = time.monotonic()
+            conf_before = spark.conf.getAll
+            importlib.import_module(f"spark_jobs.{stage}").main(stage_args)
+            _restore_conf(spark, conf_before)
+            print(f"[pipeline] stage {stage} {time.monotonic() - started:.3f}s", flush=True)
+            if args.branch and not _gate(spark, stage, args, dates):
+                return 1
+        return 0
+    finally:
+        spark.sparkContext.setLocalProperty(STAGE_PROPERTY, None)
 
 
 def _restore_conf(spark, before: dict[str, str]) -> None:

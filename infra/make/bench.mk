@@ -1,7 +1,9 @@
 # Performance benchmarks (issue 6). See docs/performance.md.
-#   make bench                       1M realistic events, 3 runs: Spark per stage vs DuckDB
-#   make bench BENCH_EVENTS=10000000 BENCH_ARGS=--extras
-#   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast)
+#   make bench                       1M realistic events, 3 runs: Spark (the pipeline in one
+#                                    application) vs DuckDB, per stage and in all
+#   make bench BENCH_EVENTS=10000000 BENCH_ARGS=--extras     the run the targets are about
+#   make bench BENCH_ARGS="--apps per-stage"                 one spark-submit per stage, as the DAG
+#   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast), 4M events
 #   make bench-ui                    the three largest bottlenecks per job, from the event logs
 #   make bench-scaling               1M, 3M, 10M, 30M events, one run each (long)
 # Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
