@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=4_000_000)
     ap.add_argument("--users", type=int, default=20_000)
-    # One bronze file per day, and AQE can split a skewed partition only between map
-    # outputs: 90 days keep the biggest piece (the burst day) small against a partition.
-    ap.add_argument("--days", type=int, default=90)
+    # One bronze file per day. AQE splits a skewed partition only between map outputs, so
+    # more days cut it finer, but each join task then fetches more blocks: at 90 days that
+    # fixed cost hides the naive join's time skew (docs/performance.md, "Skew join").
+    ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--hot-users", type=int, default=2, help="power users of the generated data")
     ap.add_argument("--hot-user-share", type=float, default=0.3,
