@@ -1,15 +1,18 @@
-"""Pipeline benchmark: every stage with spark-submit (local mode, as users run it)
-against DuckDB computing the same tables (bench.duckdb_metrics) on the same input.
+"""Pipeline benchmark: every stage with spark-submit, local mode, in one application
+(spark_jobs/pipeline.py; --apps per-stage: one application per stage, as the DAG
+runs them), against DuckDB computing the same tables (bench.duckdb_metrics) on the
+same input.
 
     python -m bench.run --events 1000000 --repeats 3          # what `make bench` runs
     python -m bench.run --events 1000000 --extras             # + CSV->Parquet baseline, 1k-event run
     python -m bench.run --events 3000000 --repeats 1 --no-duckdb
 
-Per stage it prints the median over the repeats of: wall time (spark-submit
-launch to exit), rows/s, start-up time (launch to SparkContext up), peak JVM heap
-(local mode: the driver is the only executor), peak task execution memory,
-shuffle bytes written, spill, GC share of task time and max/median task time of
-the widest stage, all read from the run's Spark event log in .local/spark-events
+Per stage it prints the median over the repeats of: wall time (the stage's own
+time inside the one application, or its spark-submit's launch to exit), rows/s,
+start-up time (launch to SparkContext up), peak JVM heap (local mode: the driver
+is the only executor), peak task execution memory, shuffle bytes written, spill,
+GC share of task time and max/median task time of the widest stage, all read
+from the run's Spark event log in .local/spark-events
 (the History Server shows the same logs). Results: bench/results/bench-<events>.json
 and .md. The machine's load average is recorded with every run, since a loaded
 machine inflates every figure.
