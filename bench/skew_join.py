@@ -15,7 +15,7 @@ partition coalescing, so the tasks of the join stage are directly comparable.
 (The job's session builder fixes spark.sql.adaptive.*.enabled; coalescing is
 neutralised through its size settings instead: parallelismFirst=false with a
 tiny advisory size.) For each variant: wall time, tasks and max/median task
-time of the join stage (the heaviest stage of the job's "enrich-join" job
+time of the join stage (the widest stage of the job's "enrich-join" job
 group, from the event log, cross-checked with ops.job_runs.metrics_json
 join_stage), shuffle bytes and spill. Results: bench/results/skew-<events>.json/.md.
 """
@@ -67,13 +67,13 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
         return {}
     # The join is the widest stage of the group (one task per shuffle partition, more
     # when AQE splits skewed ones); the write after it may run fewer, longer tasks.
-    heaviest = max(stages, key=lambda s: (len(s.task_run_ms), sum(s.task_run_ms)))
-    d = heaviest.as_dict()
-    warm = heaviest.run_ms_after_first_wave(os.cpu_count() or 1)
+    join = max(stages, key=lambda s: (len(s.task_run_ms), sum(s.task_run_ms)))
+    d = join.as_dict()
+    warm = join.run_ms_after_first_wave(os.cpu_count() or 1)
     return {
         "join_task_ms_max_warm": max(warm), "join_task_ms_median_warm": statistics.median(warm),
         "join_max_median_warm": round(max(warm) / statistics.median(warm), 2) if statistics.median(warm) else None,
-        "join_stage_id": d["stage_id"], "join_stage_tasks": len(heaviest.task_run_ms),
+        "join_stage_id": d["stage_id"], "join_stage_tasks": len(join.task_run_ms),
         "join_task_ms_max": d["task_ms_max"], "join_task_ms_median": d["task_ms_median"],
         "join_max_median": d["max_median_ratio"], "join_stage_duration_ms": d["duration_ms"],
         "group_shuffle_write_bytes": sum(s.shuffle_write_bytes for s in stages),

@@ -199,6 +199,17 @@ def test_hot_users_hold_at_least_a_fifth_of_events(tmp_path):
     assert sum(c for _, c in top) / len(rows) >= 0.20
 
 
+def test_hot_user_options_set_how_many_power_users_and_their_share(tmp_path):
+    manifest = generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000",
+                        "--hot-users", "2", "--hot-user-share", "0.4")
+    _, rows = csv_rows(tmp_path / "user_interactions")
+    per_user = collections.Counter(r[0] for r in rows)
+    hot = manifest["realistic"]["hot_users"]
+    assert len(hot) == 2 and manifest["realistic"]["hot_user_expected_event_share"] == 0.4
+    assert {u for u, _ in per_user.most_common(2)} == set(hot)
+    assert 0.35 <= sum(per_user[u] for u in hot) / len(rows) <= 0.45
+
+
 def test_events_form_sessions_with_gaps_at_the_1800_second_boundary(tmp_path):
     generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000", "--malformed-share", "0")
     _, rows = csv_rows(tmp_path / "user_interactions")
