@@ -28,7 +28,8 @@ class TableSpec:
             f"CREATE TABLE IF NOT EXISTS {self.identifier} ({self.columns}) USING iceberg {partition} "
             f"COMMENT '{self.comment}' "
             "TBLPROPERTIES ('format-version'='2', 'write.wap.enabled'='true', "
-            "'write.parquet.compression-codec'='zstd')"
+            # zstd level 1 writes faster than the default level 3, and no larger here.
+            "'write.parquet.compression-codec'='zstd', 'write.parquet.compression-level'='1')"
         )
 
 

@@ -14,6 +14,7 @@ from spark_jobs.landing import read_landing
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import ingest as T
 
+MIN_SPLITS_CONF = "spark.sql.files.minPartitionNum"
 LANDING_DIR = os.environ.get("LANDING_DIR", os.path.join(os.getcwd(), ".local", "landing"))
 
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metadata", default=os.path.join(LANDING_DIR, "user_metadata"))
     args, dates = parse_args(parser, argv)
     spark = build_spark_session(f"ingest {args.run_id}")
+    if spark.conf.get(MIN_SPLITS_CONF, None) is None:
+        # Eight read splits per core: a big landing file otherwise becomes a few long
+        # tasks whose last wave leaves cores idle. Splits stay at most 128 MB.
+        spark.conf.set(MIN_SPLITS_CONF, str(8 * spark.sparkContext.defaultParallelism))
     create_all(spark)  # first stage: every table exists before any parallel stage runs
     with job_run(spark, "ingest", args.run_id, dates, args.branch) as run:
         classified = T.classify_interactions(read_landing(spark, args.interactions, T.INTERACTION_FIELDS, dates))

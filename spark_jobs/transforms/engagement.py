@@ -18,33 +18,36 @@ class EngagementParams:
     power_user_fraction: float = 0.01
 
 
-def _user_days(enriched: DataFrame) -> DataFrame:
-    return enriched.select("user_id", "event_date").distinct()
-
-
 def daily_engagement(enriched: DataFrame) -> DataFrame:
     """(event_date, dau, mau_30d, stickiness, events, total_duration_ms) for every date with events.
 
     A user counts towards mau_30d of day d when active in [d-29, d]. Each active
     day a covers [a, a+29] cut at the user's next active day, which gives every
     user disjoint intervals; +1/-1 at their ends summed over dates is the MAU.
-    That costs one row per user-day instead of thirty."""
-    days = _user_days(enriched)
+    That costs one row per user-day instead of thirty.
+
+    Each user-day row carries both its day's figures and its +1/-1, so the events
+    are read and aggregated once, with no countDistinct (whose Expand doubles
+    every event)."""
+    user_days = enriched.groupBy("user_id", "event_date").agg(
+        F.count(F.lit(1)).alias("events"), F.sum("duration_ms").alias("duration_ms"))
     next_day = F.lead("event_date").over(Window.partitionBy("user_id").orderBy("event_date"))
-    covered_until = F.least(F.date_add("event_date", MAU_WINDOW_DAYS - 1), F.date_sub(next_day, 1))
-    intervals = days.select("event_date", F.coalesce(covered_until, F.date_add("event_date", MAU_WINDOW_DAYS - 1)).alias("last"))
-    deltas = intervals.select(F.col("event_date").alias("d"), F.lit(1).alias("delta")).unionByName(
-        intervals.select(F.date_add("last", 1).alias("d"), F.lit(-1).alias("delta"))
-    ).groupBy("d").agg(F.sum("delta").alias("delta"))
-    # One row per calendar date: a window over all of them is small.
-    mau = deltas.select("d", F.sum("delta").over(Window.orderBy("d").rowsBetween(Window.unboundedPreceding, 0)).alias("mau_30d"))
-    daily = enriched.groupBy("event_date").agg(
-        F.countDistinct("user_id").alias("dau"),
-        F.count(F.lit(1)).alias("events"),
-        F.sum("duration_ms").alias("total_duration_ms"),
+    last = F.coalesce(F.least(F.date_add("event_date", MAU_WINDOW_DAYS - 1), F.date_sub(next_day, 1)),
+                      F.date_add("event_date", MAU_WINDOW_DAYS - 1))
+    contributions = F.array(
+        F.struct(F.col("event_date").alias("d"), F.lit(1).alias("delta"), F.lit(1).alias("dau"),
+                 F.col("events"), F.col("duration_ms")),
+        F.struct(F.date_add("last", 1).alias("d"), F.lit(-1).alias("delta"), F.lit(0).alias("dau"),
+                 F.lit(0).cast("long").alias("events"), F.lit(0).cast("long").alias("duration_ms")),
     )
-    return daily.join(mau, daily.event_date == mau.d).select(
-        "event_date", "dau", "mau_30d", (F.col("dau") / F.col("mau_30d")).cast("double").alias("stickiness"),
+    per_date = user_days.select("*", last.alias("last")).select(F.explode(contributions).alias("c")).groupBy("c.d").agg(
+        F.sum("c.delta").alias("delta"), F.sum("c.dau").alias("dau"),
+        F.sum("c.events").alias("events"), F.sum("c.duration_ms").alias("total_duration_ms"),
+    )
+    # One row per calendar date: a window over all of them is small.
+    mau = F.sum("delta").over(Window.orderBy("d").rowsBetween(Window.unboundedPreceding, 0))
+    return per_date.select("*", mau.alias("mau_30d")).where(F.col("dau") > 0).select(
+        F.col("d").alias("event_date"), "dau", "mau_30d", (F.col("dau") / F.col("mau_30d")).cast("double").alias("stickiness"),
         "events", "total_duration_ms",
     )
 
@@ -59,19 +62,29 @@ def power_user_count(users: int, fraction: float) -> int:
 
 
 def user_totals(enriched: DataFrame, duration_cap_ms: int) -> DataFrame:
-    """Per user: capped duration total, events, active days and attributes
-    (constant per user in silver, so max() just picks them)."""
-    return enriched.groupBy("user_id").agg(
-        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("total_duration_ms"),
+    """Per user: capped duration total, events, active days and attributes.
+
+    Summed per user-day first, so active days is a plain count, not a countDistinct.
+    The attributes are constant per user in silver, so grouping by them adds no
+    groups and keeps both aggregations hash-based (a max over strings would make
+    Spark sort every event)."""
+    attributes = ["country", "device_type", "subscription_type"]
+    user_days = enriched.groupBy("user_id", *attributes, "event_date").agg(
+        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("duration_ms"),
         F.count(F.lit(1)).alias("events"),
-        F.countDistinct("event_date").alias("active_days"),
-        *[F.max(c).alias(c) for c in ("country", "device_type", "subscription_type")],
+    )
+    return user_days.groupBy("user_id", *attributes).agg(
+        F.sum("duration_ms").alias("total_duration_ms"),
+        F.sum("events").alias("events"),
+        F.count(F.lit(1)).alias("active_days"),
     )
 
 
 def power_users(enriched: DataFrame, params: EngagementParams = EngagementParams()) -> DataFrame:
     """Users whose capped total is >= the k-th largest capped total (ties included)."""
-    totals = user_totals(enriched, params.duration_cap_ms)
+    # Materialised once (one row per user) for the count, the threshold and the result,
+    # which would otherwise each aggregate every event again.
+    totals = user_totals(enriched, params.duration_cap_ms).localCheckpoint()
     users = totals.count()
     if users == 0:
         return totals
@@ -87,9 +100,13 @@ def cohort_retention(enriched: DataFrame) -> DataFrame:
     """Weekly join cohorts W-25..W (W = week of the latest event) and, for each
     week offset up to W, the share of the cohort active in that week."""
     week = lambda c: F.date_trunc("week", c).cast("date")  # noqa: E731 - ISO week, Monday
-    last_week = enriched.agg(week(F.max("event_date")).alias("W"))
+    # Cohorts, active weeks and the latest week all come from one rollup of the events,
+    # materialised once (one row per user and active week) instead of three passes over them.
+    user_weeks = enriched.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date").distinct() \
+        .localCheckpoint()
+    last_week = user_weeks.agg(F.max("active_week").alias("W"))
     users = (
-        enriched.where(F.col("join_date").isNotNull())
+        user_weeks.where(F.col("join_date").isNotNull())
         .select("user_id", week(F.col("join_date")).alias("cohort_week")).distinct()
         .crossJoin(F.broadcast(last_week))
         .where(F.col("cohort_week").between(F.date_sub("W", 7 * (COHORT_WEEKS - 1)), F.col("W")))
@@ -99,7 +116,7 @@ def cohort_retention(enriched: DataFrame) -> DataFrame:
         "cohort_week", "cohort_size",
         F.explode(F.sequence(F.lit(0), (F.datediff("W", "cohort_week") / 7).cast("int"))).alias("week_offset"),
     )
-    active_weeks = enriched.select("user_id", week(F.col("event_date")).alias("active_week")).distinct()
+    active_weeks = user_weeks.select("user_id", "active_week").distinct()
     active = (
         users.join(active_weeks, "user_id")
         .select("cohort_week", ((F.datediff("active_week", "cohort_week")) / 7).cast("int").alias("week_offset"), "user_id",

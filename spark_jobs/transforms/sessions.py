@@ -13,21 +13,25 @@ def sessionize(enriched: DataFrame, gap_seconds: int = 1800) -> DataFrame:
     event more than ``gap_seconds`` after the previous one (exactly the gap
     continues it)."""
     by_user = Window.partitionBy("user_id").orderBy(*EVENT_ORDER)
-    gap = F.unix_timestamp("event_ts") - F.unix_timestamp(F.lag("event_ts").over(by_user))
-    starts = F.coalesce(gap > gap_seconds, F.lit(True)).cast("int")
+    seconds = F.unix_timestamp
+    gap_before = seconds("event_ts") - seconds(F.lag("event_ts").over(by_user))
+    gap_after = seconds(F.lead("event_ts").over(by_user)) - seconds("event_ts")
+    starts = F.coalesce(gap_before > gap_seconds, F.lit(True)).cast("int")
     numbered = enriched.select(
-        "user_id", *EVENT_ORDER, "device_type", "country",
+        "user_id", "event_ts", "duration_ms", *SESSION_DIMENSIONS,
         F.sum(starts).over(by_user.rowsBetween(Window.unboundedPreceding, 0)).alias("session_seq"),
+        # The last event in the contract's order is the one the next session starts after.
+        F.coalesce(gap_after > gap_seconds, F.lit(True)).alias("is_last"),
     )
-    # The struct max is the last event in the contract's order.
-    last = F.max(F.struct(*[F.col(c) for c in EVENT_ORDER]))
-    sessions = numbered.groupBy("user_id", "session_seq").agg(
+    # device_type and country are constant per user in silver, so grouping by them
+    # adds no groups. Every aggregate has a fixed-width buffer, which keeps this a
+    # hash aggregate on the window's partitions (a max over strings or a struct
+    # would make Spark sort every event again).
+    sessions = numbered.groupBy("user_id", "session_seq", *SESSION_DIMENSIONS).agg(
         F.min("event_ts").alias("session_start"),
         F.max("event_ts").alias("session_end"),
         F.count(F.lit(1)).alias("actions"),
-        last["duration_ms"].alias("last_duration_ms"),
-        F.max("device_type").alias("device_type"),
-        F.max("country").alias("country"),
+        F.max(F.when(F.col("is_last"), F.col("duration_ms"))).alias("last_duration_ms"),
     )
     elapsed_ms = (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1000
     return sessions.select(
@@ -56,15 +60,19 @@ def session_daily(sessions: DataFrame) -> DataFrame:
             *[F.struct(F.lit(d).alias("dimension"), F.coalesce(F.col(d), F.lit("unknown")).alias("dimension_value"))
               for d in SESSION_DIMENSIONS],
         )).alias("dim"),
-    )
-    return long_form.groupBy("session_date", "dim.dimension", "dim.dimension_value").agg(
+    ).select("*", "dim.*").drop("dim")
+    keys = ["session_date", "dimension", "dimension_value"]
+    # Users are counted from a per-user rollup and joined back: a countDistinct next
+    # to the other aggregates makes Spark expand every row, which costs more.
+    users = long_form.select(*keys, "user_id").distinct().groupBy(*keys).agg(F.count(F.lit(1)).alias("users"))
+    figures = long_form.groupBy(*keys).agg(
         F.count(F.lit(1)).alias("sessions"),
-        F.countDistinct("user_id").alias("users"),
         F.avg("actions").alias("avg_actions"),
         F.avg("session_duration_ms").alias("avg_duration_ms"),
         F.percentile("session_duration_ms", 0.5).alias("p50_duration_ms"),
         (F.sum(F.col("is_bounce").cast("long")) / F.count(F.lit(1))).alias("bounce_rate"),
-    ).select(
+    )
+    return figures.join(users, keys).select(
         "session_date", "dimension", "dimension_value", "sessions", "users", "avg_actions", "avg_duration_ms",
         "p50_duration_ms", "bounce_rate", (F.col("sessions") / F.col("users")).alias("sessions_per_user"),
     )

@@ -1,5 +1,7 @@
 import datetime as dt
 
+from pyspark.sql import functions as F
+
 from spark_jobs.transforms import ingest as T
 from tests.assertions import assert_rows
 
@@ -29,6 +31,22 @@ def test_each_reject_reason_in_contract_order(spark):
         None, "wrong_column_count", "empty_user_id", "empty_user_id", "bad_timestamp", "bad_timestamp",
         "bad_duration_ms", "bad_duration_ms", "bad_duration_ms", "bad_app_version", "bad_app_version",
     ]
+
+
+def test_timestamps_of_the_contract_shape_parse_as_the_format_parses_them(spark):
+    shaped = ["2023-01-01 00:00:42", "2024-02-29 23:59:59", "2023-02-29 10:00:00", "2023-04-31 00:00:00",
+              "2023-13-01 10:00:00", "2023-00-10 10:00:00", "2023-01-00 10:00:00", "2023-01-01 24:00:00",
+              "2023-01-01 23:60:00", "2023-01-01 23:59:60", "1900-02-29 00:00:00", "2000-02-29 00:00:00",
+              "0000-01-01 00:00:00", "9999-12-31 23:59:59"]
+    rows = [("u1", ts, "edit", "p1", "1", "1.0.0", None, "f.csv", None) for ts in shaped]
+    # As strings: Python has no year 0.
+    out = classify(spark, rows).select(
+        "timestamp", F.col("event_ts").cast("string").alias("event_ts"), "reject_reason",
+        F.try_to_timestamp("timestamp", F.lit(T.TIMESTAMP_FORMAT)).cast("string").alias("by_format"))
+    got = {r.timestamp: (r.event_ts, r.reject_reason, r.by_format) for r in out.collect()}
+    assert {ts: (e, reason) for ts, (e, reason, _) in got.items()} == {
+        ts: (f, None if f else "bad_timestamp") for ts, (_, _, f) in got.items()}
+    assert sum(f is not None for _, _, f in got.values()) == 5  # the valid dates above
 
 
 def test_accepted_rows_are_typed(spark):
