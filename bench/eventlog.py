@@ -126,6 +126,7 @@ class AppStats:
     jobs: dict = field(default_factory=dict)                # job_id -> {"stages": [...], "start": ms, "end": ms, "description"}
     peak_jvm_heap: dict = field(default_factory=dict)       # executor id -> bytes
     peak_jvm_offheap: dict = field(default_factory=dict)
+    sort_aggregate_sql: set = field(default_factory=set)   # SQL execution ids whose plan has a SortAggregate
 
     def totals(self, pipeline_stage: str | None = None) -> dict:
         """Figures of the whole application, or of the jobs one pipeline stage ran
@@ -195,9 +196,14 @@ def summarize(app_path: Path) -> AppStats:
             app.jobs[e["Job ID"]] = {"stages": e.get("Stage IDs", []), "start": e.get("Submission Time"),
                                      "group": props.get("spark.jobGroup.id"),
                                      "pipeline_stage": props.get("pipeline.stage"),
+                                     "sql_id": props.get("spark.sql.execution.id"),
                                      "description": props.get("spark.job.description") or props.get("callSite.short", "")}
         elif kind == "SparkListenerJobEnd":
             app.jobs.setdefault(e["Job ID"], {"stages": []})["end"] = e.get("Completion Time")
+        elif kind and kind.endswith(("SparkListenerSQLExecutionStart", "SparkListenerSQLAdaptiveExecutionUpdate")):
+            # Planned (or, under AQE, re-planned) with a sort-based aggregate.
+            if "SortAggregate" in e.get("physicalPlanDescription", ""):
+                app.sort_aggregate_sql.add(str(e.get("executionId")))
         elif kind == "SparkListenerStageSubmitted":
             info = e["Stage Info"]
             s = app.stages.setdefault((info["Stage ID"], info["Stage Attempt ID"]),

@@ -33,6 +33,8 @@ from bench import eventlog
 from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
                        run_stage)
 
+# Several row groups (map tasks) per day file at the default size.
+BRONZE_ROW_GROUP_BYTES = 2 << 20
 NO_COALESCE = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
     "spark.sql.adaptive.advisoryPartitionSizeInBytes": "1",
@@ -65,9 +67,11 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
     stages = app.group_stages(f"enrich-join-{run_id}")
     if not stages:
         return {}
-    # The join is the widest stage of the group (one task per shuffle partition, more
-    # when AQE splits skewed ones); the write after it may run fewer, longer tasks.
-    join = max(stages, key=lambda s: (len(s.task_run_ms), sum(s.task_run_ms)))
+    # A shuffled join reads both sides' shuffle and writes the rows for Iceberg's write
+    # distribution; it is the widest such stage (one task per shuffle partition, more
+    # when AQE splits skewed ones). A broadcast join runs inside the scan, the widest stage.
+    shuffled = [s for s in stages if s.shuffle_read_bytes and s.shuffle_write_bytes]
+    join = max(shuffled or stages, key=lambda s: (len(s.task_run_ms), sum(s.task_run_ms)))
     d = join.as_dict()
     warm = join.run_ms_after_first_wave(os.cpu_count() or 1)
     return {
@@ -88,15 +92,18 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
 
 
 def split_bronze_reads() -> None:
-    """Makes every file of bronze.interactions (one per day) its own read split, in the
-    bench catalog only and for every variant alike. AQE splits a skewed partition only
-    between map outputs, so the map tasks bound how finely it can cut: Iceberg's
-    default packs this table into a handful of splits of 16 MB or more."""
+    """Gives bronze.interactions small row groups and reads each as its own split, in
+    the bench catalog only and for every variant alike. AQE splits a skewed partition
+    only between map outputs, so the map tasks bound how finely it can cut: with one
+    split per day file, a power user's events of one day are a piece it cannot split.
+    Takes effect for the files written after it (main re-runs ingest)."""
     from iceberg_catalog.config import load_pyiceberg_catalog
 
     table = load_pyiceberg_catalog().load_table("bronze.interactions")
     with table.transaction() as tx:
-        tx.set_properties({"read.split.adaptive-size.enabled": "false", "read.split.target-size": str(1 << 20)})
+        tx.set_properties({"write.parquet.row-group-size-bytes": str(BRONZE_ROW_GROUP_BYTES),
+                           "read.split.adaptive-size.enabled": "false",
+                           "read.split.target-size": str(BRONZE_ROW_GROUP_BYTES)})
 
 
 def run_variant(name: str, strategy: str, conf: dict, landing: Path, args, stamp: str, i: int) -> dict:
@@ -175,9 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     # Enough buckets that one hot user's slice is smaller than a typical partition:
     # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~11k per partition.
     ap.add_argument("--salt-buckets", type=int, default=128)
-    # A user with more events than half an average partition (1/400 of them) gets
-    # salted; anything less cannot make one partition much bigger than the others.
-    ap.add_argument("--hot-key-min-share", type=float, default=0.0025)
+    # A user with more events than a quarter of an average partition (1/800 of them)
+    # gets salted: two or three users just under that still fit in one partition.
+    ap.add_argument("--hot-key-min-share", type=float, default=0.00125)
     ap.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"))
     ap.add_argument("--driver-memory", default=os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
     ap.add_argument("--variants", default="sort-merge,aqe-skew,salted,broadcast")
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_catalog()
         run_stage("ingest", f"skew-ingest-{stamp}", landing, args.master, args.driver_memory)
         split_bronze_reads()
+        run_stage("ingest", f"skew-ingest-{stamp}-split", landing, args.master, args.driver_memory)
     print(f"skew: {args.events:,} events ingested from {landing}; load {load_average()}", flush=True)
 
     wanted = args.variants.split(",")

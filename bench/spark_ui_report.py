@@ -19,6 +19,10 @@ ranking key, a heuristic stated here so it can be argued with):
   spill           bytes spilled to memory/disk; cost = disk bytes at 100 MB/s
   GC              JVM GC time of all tasks; cost = GC time
   scan            input bytes read from files; cost = task time of scan stages
+  sort aggregate  stages of queries whose physical plan has a SortAggregate (an
+                  aggregate whose buffer is not fixed-width, such as max over a
+                  string or a struct, sorts its input where a hash aggregate
+                  would not); cost = their task time, an upper bound
 """
 from __future__ import annotations
 
@@ -97,7 +101,20 @@ def bottlenecks(app: eventlog.AppStats, stages: list[eventlog.StageStats]) -> li
                       "figures": f"{fmt_bytes(sum(s.input_bytes for s in scans))} read "
                                  f"({sum(s.input_records for s in scans):,} records) by {len(scans)} stages taking "
                                  f"{scan_ms / 1000:.1f} s task time ({scan_ms / total_ms:.0%})"})
+    sorting = [s for s in stages if _sql_ids(app, s) & app.sort_aggregate_sql]
+    if sorting:
+        sort_ms = sum(sum(s.task_run_ms) for s in sorting)
+        top = max(sorting, key=lambda s: sum(s.task_run_ms))
+        queries = set().union(*(_sql_ids(app, s) for s in sorting)) & app.sort_aggregate_sql
+        found.append({"kind": "sort aggregate", "cost_s": sort_ms / 1000,
+                      "figures": f"{len(queries)} {'query plans' if len(queries) == 1 else 'queries plan'} a SortAggregate; their {len(sorting)} stages take "
+                                 f"{sort_ms / 1000:.1f} s task time; largest: stage {top.stage_id} '{label(app, top)}' "
+                                 f"{sum(top.task_run_ms) / 1000:.1f} s"})
     return sorted(found, key=lambda b: b["cost_s"], reverse=True)
+
+
+def _sql_ids(app: eventlog.AppStats, stage: eventlog.StageStats) -> set:
+    return {str(j["sql_id"]) for j in app.jobs.values() if stage.stage_id in j.get("stages", []) and j.get("sql_id")}
 
 
 def analyse(log: Path) -> list[dict]:

@@ -65,14 +65,15 @@ def _event_salt(buckets: int):
 
 
 def salted_join(interactions: DataFrame, dim: DataFrame, hot: list[str], buckets: int) -> DataFrame:
-    """LEFT join where each hot user's events are spread over ``buckets`` salts
-    and its dimension row is copied once per salt; other users join normally."""
+    """LEFT join on (user_id, salt): each hot user's events are spread over
+    ``buckets`` salts and its dimension row is copied once per salt; every other
+    user has salt 0 on both sides. One shuffle of the events, in which each hot
+    user's slices share the partitions with everyone else's rows."""
     is_hot = F.col("user_id").isin(hot)
-    cold = interactions.where(~is_hot).join(dim, "user_id", "left")
-    hot_dim = dim.where(is_hot).withColumn("salt", F.explode(F.sequence(F.lit(0), F.lit(buckets - 1))))
-    hot_events = interactions.where(is_hot).withColumn("salt", _event_salt(buckets))
-    hot_joined = hot_events.join(hot_dim, ["user_id", "salt"], "left").drop("salt")
-    return cold.unionByName(hot_joined)
+    events = interactions.withColumn("salt", F.when(is_hot, _event_salt(buckets)).otherwise(F.lit(0)).cast("int"))
+    salts = F.when(is_hot, F.sequence(F.lit(0), F.lit(buckets - 1))).otherwise(F.array(F.lit(0)))
+    salted_dim = dim.withColumn("salt", F.explode(salts))
+    return events.join(salted_dim, ["user_id", "salt"], "left").drop("salt")
 
 
 def enrich(interactions: DataFrame, dim: DataFrame, plan: JoinPlan, salt_buckets: int) -> DataFrame:
