@@ -13,9 +13,8 @@ def sessionize(enriched: DataFrame, gap_seconds: int = 1800) -> DataFrame:
     event more than ``gap_seconds`` after the previous one (exactly the gap
     continues it)."""
     by_user = Window.partitionBy("user_id").orderBy(*EVENT_ORDER)
-    seconds = F.unix_timestamp
-    gap_before = seconds("event_ts") - seconds(F.lag("event_ts").over(by_user))
-    gap_after = seconds(F.lead("event_ts").over(by_user)) - seconds("event_ts")
+    gap_before = F.unix_timestamp("event_ts") - F.unix_timestamp(F.lag("event_ts").over(by_user))
+    gap_after = F.unix_timestamp(F.lead("event_ts").over(by_user)) - F.unix_timestamp("event_ts")
     starts = F.coalesce(gap_before > gap_seconds, F.lit(True)).cast("int")
     numbered = enriched.select(
         "user_id", "event_ts", "duration_ms", *SESSION_DIMENSIONS,
