@@ -33,7 +33,8 @@ from bench import eventlog
 from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
                        run_stage)
 
-# Several row groups (map tasks) per day file at the default size.
+# 2-3 row groups, so map tasks, per day file of the default data; 1 MB gave 23,
+# which made every scan of bronze several times slower.
 BRONZE_ROW_GROUP_BYTES = 2 << 20
 NO_COALESCE = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
