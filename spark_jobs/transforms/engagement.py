@@ -102,8 +102,8 @@ def cohort_retention(enriched: DataFrame) -> DataFrame:
     week = lambda c: F.date_trunc("week", c).cast("date")  # noqa: E731 - ISO week, Monday
     # Cohorts, active weeks and the latest week all come from one rollup of the events,
     # materialised once (one row per user and active week) instead of three passes over them.
-    user_weeks = enriched.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date").distinct() \
-        .localCheckpoint()
+    user_weeks = (enriched.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date")
+                  .distinct().localCheckpoint())
     last_week = user_weeks.agg(F.max("active_week").alias("W"))
     users = (
         user_weeks.where(F.col("join_date").isNotNull())
