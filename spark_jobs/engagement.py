@@ -24,21 +24,21 @@ def main(argv: list[str] | None = None) -> None:
     spark = build_spark_session(f"engagement {args.run_id}")
 
     with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
-        # Each table scans silver again, pruned to its columns and dates: cheaper than caching
-        # the shared columns (bench/results/before-after-engagement-performance.md).
-        enriched = read_table(spark, "silver.interactions_enriched")
+        # One scan and aggregation of the events; every table reads this rollup of them.
+        user_days = T.user_days(read_table(spark, "silver.interactions_enriched"), params.duration_cap_ms).localCheckpoint()
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
-        daily = T.daily_engagement(enriched.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
+        daily = T.daily_engagement(user_days.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
         write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
                     days.contains(F.col("event_date")), args.branch)
 
         months = dates if dates.everything else type(dates)(dates.start.replace(day=1), _month_end(dates.end))
-        monthly = T.monthly_active_users(enriched.where(months.contains(F.col("event_date"))))
+        monthly = T.monthly_active_users(user_days.where(months.contains(F.col("event_date"))))
         write_table(spark, monthly, "gold.monthly_active_users", months.contains(F.col("month")), args.branch)
 
-        write_table(spark, T.power_users(enriched, params), "gold.power_users", F.lit(True), args.branch)
-        write_table(spark, T.cohort_retention(enriched), "gold.cohort_retention", F.lit(True), args.branch)
-        run.rows_in = enriched.where(dates.contains(F.col("event_date"))).count()
+        write_table(spark, T.power_users(user_days, params.power_user_fraction), "gold.power_users", F.lit(True),
+                    args.branch)
+        write_table(spark, T.cohort_retention(user_days), "gold.cohort_retention", F.lit(True), args.branch)
+        run.rows_in = user_days.where(dates.contains(F.col("event_date"))).agg(F.sum("events")).first()[0] or 0
         run.rows_out = run.rows_in
         run.rows_rejected = 0
         run.metrics["params"] = vars(params)

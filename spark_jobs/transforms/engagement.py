@@ -10,6 +10,8 @@ from pyspark.sql import functions as F
 
 MAU_WINDOW_DAYS = 30
 COHORT_WEEKS = 26
+# Constant per user in silver (one user_dim row each), so grouping by them adds no groups.
+USER_ATTRIBUTES = ["join_date", "country", "device_type", "subscription_type"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +20,22 @@ class EngagementParams:
     power_user_fraction: float = 0.01
 
 
-def daily_engagement(enriched: DataFrame) -> DataFrame:
+def user_days(enriched: DataFrame, duration_cap_ms: int = EngagementParams.duration_cap_ms) -> DataFrame:
+    """One row per user and active date: its events, duration total, duration total
+    with each event capped at ``duration_cap_ms``, and the user's attributes.
+
+    Every engagement table is computed from this rollup, so the events are read and
+    aggregated once per run (a user-day is about 16 events in the benchmark data).
+    Every aggregate is fixed-width and the attributes are grouping keys, which keeps
+    it a hash aggregate (a max over strings would make Spark sort every event)."""
+    return enriched.groupBy("user_id", "event_date", *USER_ATTRIBUTES).agg(
+        F.count(F.lit(1)).alias("events"),
+        F.sum("duration_ms").alias("duration_ms"),
+        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("capped_duration_ms"),
+    )
+
+
+def daily_engagement(user_days: DataFrame) -> DataFrame:
     """(event_date, dau, mau_30d, stickiness, events, total_duration_ms) for every date with events.
 
     A user counts towards mau_30d of day d when active in [d-29, d]. Each active
@@ -26,11 +43,8 @@ def daily_engagement(enriched: DataFrame) -> DataFrame:
     user disjoint intervals; +1/-1 at their ends summed over dates is the MAU.
     That costs one row per user-day instead of thirty.
 
-    Each user-day row carries both its day's figures and its +1/-1, so the events
-    are read and aggregated once, with no countDistinct (whose Expand doubles
-    every event)."""
-    user_days = enriched.groupBy("user_id", "event_date").agg(
-        F.count(F.lit(1)).alias("events"), F.sum("duration_ms").alias("duration_ms"))
+    Each user-day row carries both its day's figures and its +1/-1, with no
+    countDistinct (whose Expand doubles every row)."""
     next_day = F.lead("event_date").over(Window.partitionBy("user_id").orderBy("event_date"))
     last = F.coalesce(F.least(F.date_add("event_date", MAU_WINDOW_DAYS - 1), F.date_sub(next_day, 1)),
                       F.date_add("event_date", MAU_WINDOW_DAYS - 1))
@@ -52,8 +66,8 @@ def daily_engagement(enriched: DataFrame) -> DataFrame:
     )
 
 
-def monthly_active_users(enriched: DataFrame) -> DataFrame:
-    return enriched.groupBy(F.trunc("event_date", "month").alias("month")).agg(F.countDistinct("user_id").alias("mau"))
+def monthly_active_users(user_days: DataFrame) -> DataFrame:
+    return user_days.groupBy(F.trunc("event_date", "month").alias("month")).agg(F.countDistinct("user_id").alias("mau"))
 
 
 def power_user_count(users: int, fraction: float) -> int:
@@ -61,34 +75,24 @@ def power_user_count(users: int, fraction: float) -> int:
     return math.ceil(Decimal(str(fraction)) * users)
 
 
-def user_totals(enriched: DataFrame, duration_cap_ms: int) -> DataFrame:
-    """Per user: capped duration total, events, active days and attributes.
-
-    Summed per user-day first, so active days is a plain count, not a countDistinct.
-    The attributes are constant per user in silver, so grouping by them adds no
-    groups and keeps both aggregations hash-based (a max over strings would make
-    Spark sort every event)."""
-    attributes = ["country", "device_type", "subscription_type"]
-    user_days = enriched.groupBy("user_id", *attributes, "event_date").agg(
-        F.sum(F.least(F.col("duration_ms"), F.lit(duration_cap_ms))).alias("duration_ms"),
-        F.count(F.lit(1)).alias("events"),
-    )
-    return user_days.groupBy("user_id", *attributes).agg(
-        F.sum("duration_ms").alias("total_duration_ms"),
+def user_totals(user_days: DataFrame) -> DataFrame:
+    """Per user: capped duration total, events, active days and attributes."""
+    return user_days.groupBy("user_id", "country", "device_type", "subscription_type").agg(
+        F.sum("capped_duration_ms").alias("total_duration_ms"),
         F.sum("events").alias("events"),
         F.count(F.lit(1)).alias("active_days"),
     )
 
 
-def power_users(enriched: DataFrame, params: EngagementParams = EngagementParams()) -> DataFrame:
-    """Users whose capped total is >= the k-th largest capped total (ties included)."""
-    # Materialised once (one row per user) for the count, the threshold and the result,
-    # which would otherwise each aggregate every event again.
-    totals = user_totals(enriched, params.duration_cap_ms).localCheckpoint()
+def power_users(user_days: DataFrame, power_user_fraction: float = EngagementParams.power_user_fraction) -> DataFrame:
+    """Users whose capped total is >= the k-th largest capped total (ties included).
+    ``user_days`` must be capped at the run's duration cap (see user_days)."""
+    # Materialised once (one row per user) for the count, the threshold and the result.
+    totals = user_totals(user_days).localCheckpoint()
     users = totals.count()
     if users == 0:
         return totals
-    k = power_user_count(users, params.power_user_fraction)
+    k = power_user_count(users, power_user_fraction)
     # The k-th largest total: the smallest of the top k (a bounded top-k, not a global sort).
     threshold = totals.orderBy(F.desc("total_duration_ms")).limit(k).agg(F.min("total_duration_ms").alias("threshold"))
     return totals.crossJoin(F.broadcast(threshold)).where(F.col("total_duration_ms") >= F.col("threshold")).select(
@@ -96,14 +100,11 @@ def power_users(enriched: DataFrame, params: EngagementParams = EngagementParams
     )
 
 
-def cohort_retention(enriched: DataFrame) -> DataFrame:
+def cohort_retention(user_days: DataFrame) -> DataFrame:
     """Weekly join cohorts W-25..W (W = week of the latest event) and, for each
     week offset up to W, the share of the cohort active in that week."""
     week = lambda c: F.date_trunc("week", c).cast("date")  # noqa: E731 - ISO week, Monday
-    # Cohorts, active weeks and the latest week all come from one rollup of the events,
-    # materialised once (one row per user and active week) instead of three passes over them.
-    user_weeks = (enriched.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date")
-                  .distinct().localCheckpoint())
+    user_weeks = user_days.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date").distinct()
     last_week = user_weeks.agg(F.max("active_week").alias("W"))
     users = (
         user_weeks.where(F.col("join_date").isNotNull())

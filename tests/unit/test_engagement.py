@@ -20,13 +20,13 @@ def test_daily_engagement_mau_window_is_30_days_inclusive(spark):
         ("x", D(2023, 7, 31), 7, None, None, None, None),   # d-30: 07-01 has left the window
         ("z", D(2023, 8, 1), 1, None, None, None, None),    # y (07-02) is 30 days back: out
     ])
-    assert_rows(T.daily_engagement(df), ["event_date", "dau", "mau_30d", "stickiness", "events", "total_duration_ms"], [
+    assert_rows(T.daily_engagement(T.user_days(df)), ["event_date", "dau", "mau_30d", "stickiness", "events", "total_duration_ms"], [
         (D(2023, 7, 1), 1, 1, 1.0, 2, 30),
         (D(2023, 7, 2), 1, 2, 0.5, 1, 5),
         (D(2023, 7, 31), 1, 2, 0.5, 1, 7),
         (D(2023, 8, 1), 1, 2, 0.5, 1, 1),
     ])
-    assert_rows(T.monthly_active_users(df), ["month", "mau"], [(D(2023, 7, 1), 2), (D(2023, 8, 1), 1)])
+    assert_rows(T.monthly_active_users(T.user_days(df)), ["month", "mau"], [(D(2023, 7, 1), 2), (D(2023, 8, 1), 1)])
 
 
 def test_power_users_cap_durations_and_keep_ties_at_the_threshold(spark):
@@ -41,12 +41,12 @@ def test_power_users_cap_durations_and_keep_ties_at_the_threshold(spark):
     ])
     columns = ["user_id", "total_duration_ms", "events", "active_days", "country", "device_type", "subscription_type"]
     # N = 4, k = ceil(0.25 * 4) = 1: the threshold is the top total, shared by a and b.
-    assert_rows(T.power_users(df, T.EngagementParams(power_user_fraction=0.25)), columns, [
+    assert_rows(T.power_users(T.user_days(df), 0.25), columns, [
         ("a", 9 * hour, 2, 2, "US", "iPad", "free"),
         ("b", 9 * hour, 2, 1, "DE", "iPhone", "basic"),
     ])
     # k = ceil(0.5 * 4) = 2 is still a tie; k = 3 reaches c.
-    assert {r.user_id for r in T.power_users(df, T.EngagementParams(power_user_fraction=0.75)).collect()} == {"a", "b", "c"}
+    assert {r.user_id for r in T.power_users(T.user_days(df), 0.75).collect()} == {"a", "b", "c"}
 
 
 def test_power_user_count_is_exact_decimal():
@@ -70,4 +70,4 @@ def test_cohort_retention_week_boundaries(spark):
     expected = [(D(2023, 1, 23), k, 1, int(k == 25), float(k == 25)) for k in range(26)]
     expected += [(D(2023, 7, 3), 0, 2, 1, 0.5), (D(2023, 7, 3), 1, 2, 1, 0.5), (D(2023, 7, 3), 2, 2, 1, 0.5)]
     expected += [(D(2023, 7, 10), 0, 1, 1, 1.0), (D(2023, 7, 10), 1, 1, 0, 0.0)]
-    assert_rows(T.cohort_retention(df), ["cohort_week", "week_offset", "cohort_size", "active_users", "retention_rate"], expected)
+    assert_rows(T.cohort_retention(T.user_days(df)), ["cohort_week", "week_offset", "cohort_size", "active_users", "retention_rate"], expected)
