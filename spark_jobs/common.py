@@ -85,15 +85,24 @@ def conform(df: DataFrame, table: str) -> DataFrame:
     return df.select(*[F.col(name).cast(type_) for name, type_ in schema])
 
 
-def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column, branch: str | None = None) -> None:
+def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column, branch: str | None = None,
+                clustered_by_partition: bool = False) -> None:
     """Atomically replaces the rows matching ``replace`` with ``df`` in one
-    Iceberg commit. ``replace`` must select whole partitions of the table."""
+    Iceberg commit. ``replace`` must select whole partitions of the table.
+
+    Iceberg shuffles the rows by partition before writing, so each partition gets
+    one file per write. ``clustered_by_partition`` says each task of ``df`` already
+    holds the rows of a few partitions only, so the shuffle is skipped: each task
+    writes one file per partition it holds."""
     create_all(spark, [table])
     identifier = TABLES[table].identifier
     if branch:
         spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS {branch}")
         identifier = f"{identifier}.branch_{branch}"
-    conform(df, table).writeTo(identifier).overwrite(replace)
+    writer = conform(df, table).writeTo(identifier)
+    if clustered_by_partition:
+        writer = writer.option("distribution-mode", "none")
+    writer.overwrite(replace)
 
 
 def read_table(spark: SparkSession, table: str) -> DataFrame:

@@ -46,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         write_count = Observation("enrich_write")
         enriched = T.enrich(interactions, dim, plan, params.salt_buckets).observe(
             write_count, F.count(F.lit(1)).alias("rows"), F.count("join_date").alias("matched"))
-        write_table(spark, enriched, "silver.interactions_enriched", dates.contains(F.col("event_date")), args.branch)
+        # A broadcast join keeps bronze's layout: each scan task reads whole files, each of one date.
+        write_table(spark, enriched, "silver.interactions_enriched", dates.contains(F.col("event_date")), args.branch,
+                    clustered_by_partition=plan.strategy == "broadcast")
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
         spark.sparkContext.setLocalProperty("spark.job.description", None)
 
