@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 
-from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
@@ -23,7 +22,9 @@ def main(argv: list[str] | None = None) -> None:
 
     with job_run(spark, "sessions", args.run_id, dates, args.branch) as run:
         enriched = read_table(spark, "silver.interactions_enriched")
-        sessions = T.sessionize(enriched, args.session_gap_seconds).persist(StorageLevel.MEMORY_AND_DISK)
+        # Checkpointed, not cached: a cached plan keeps all spark.sql.shuffle.partitions
+        # (AQE may not coalesce it), which costs 64 tasks per read even for a small run.
+        sessions = T.sessionize(enriched, args.session_gap_seconds).localCheckpoint()
         if dates.everything:
             replace = F.lit(True)
         else:
@@ -35,7 +36,6 @@ def main(argv: list[str] | None = None) -> None:
         write_table(spark, scoped, "gold.sessions", replace, args.branch)
         write_table(spark, T.session_daily(scoped), "gold.session_daily", replace, args.branch)
         counts = scoped.agg(F.count(F.lit(1)).alias("sessions"), F.sum("actions").alias("events")).collect()[0]
-        sessions.unpersist()
         run.rows_in, run.rows_out, run.rows_rejected = counts["events"] or 0, counts["sessions"], 0
 
 
