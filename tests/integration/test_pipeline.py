@@ -63,6 +63,17 @@ def test_enriched_has_every_interaction_once(spark, pipeline_run):
     assert enriched.exceptAll(bronze).count() == 0 and bronze.exceptAll(enriched).count() == 0
 
 
+def test_broadcast_enrich_writes_one_silver_file_per_date(spark, pipeline_run):
+    # The broadcast join skips Iceberg's shuffle by partition: each scan task of
+    # bronze holds whole one-date files, so silver must still get one file per date.
+    run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
+    assert json.loads(run.metrics_json)["join_strategy"] == "broadcast"
+    files = spark.sql("SELECT partition.event_date AS d, count(*) AS n FROM iceberg.silver.interactions_enriched.files "
+                      "GROUP BY 1").collect()
+    dates = spark.table("iceberg.bronze.interactions").select("event_date").distinct().count()
+    assert len(files) == dates and {r.n for r in files} == {1}, sorted((r.d, r.n) for r in files)
+
+
 def test_job_runs_record_the_join_strategy_and_skew(spark, pipeline_run):
     run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
     metrics = json.loads(run.metrics_json)
