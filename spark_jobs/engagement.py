@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
         # One scan and aggregation of the events; every table reads this rollup of them.
-        user_days = T.user_days(read_table(spark, "silver.interactions_enriched"), params.duration_cap_ms).localCheckpoint()
+        enriched = read_table(spark, "silver.interactions_enriched")
+        user_days = T.user_days(enriched, params.duration_cap_ms).localCheckpoint()
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
         daily = T.daily_engagement(user_days.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
         write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",

@@ -8,10 +8,10 @@ from decimal import Decimal
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from spark_jobs.transforms.enrich import USER_ATTRIBUTES
+
 MAU_WINDOW_DAYS = 30
 COHORT_WEEKS = 26
-# Constant per user in silver (one user_dim row each), so grouping by them adds no groups.
-USER_ATTRIBUTES = ["join_date", "country", "device_type", "subscription_type"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ def user_days(enriched: DataFrame, duration_cap_ms: int = EngagementParams.durat
 
     Every engagement table is computed from this rollup, so the events are read and
     aggregated once per run (a user-day is about 16 events in the benchmark data).
-    Every aggregate is fixed-width and the attributes are grouping keys, which keeps
-    it a hash aggregate (a max over strings would make Spark sort every event)."""
+    The attributes are constant per user in silver (one user_dim row each), so
+    grouping by them adds no groups; with only fixed-width aggregates this stays a
+    hash aggregate (a max over strings would make Spark sort every event)."""
     return enriched.groupBy("user_id", "event_date", *USER_ATTRIBUTES).agg(
         F.count(F.lit(1)).alias("events"),
         F.sum("duration_ms").alias("duration_ms"),

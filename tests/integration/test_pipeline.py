@@ -67,7 +67,9 @@ def test_broadcast_enrich_writes_one_silver_file_per_date(spark, pipeline_run):
     # The broadcast join skips Iceberg's shuffle by partition: each scan task of
     # bronze holds whole one-date files, so silver must still get one file per date.
     run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
-    assert json.loads(run.metrics_json)["join_strategy"] == "broadcast"
+    metrics = json.loads(run.metrics_json)
+    assert metrics["join_strategy"] == "broadcast"
+    assert metrics["join_stage"]["available"] and metrics["join_stage"]["shuffle_write_bytes"] == 0, metrics["join_stage"]
     files = spark.sql("SELECT partition.event_date AS d, count(*) AS n FROM iceberg.silver.interactions_enriched.files "
                       "GROUP BY 1").collect()
     dates = spark.table("iceberg.bronze.interactions").select("event_date").distinct().count()
