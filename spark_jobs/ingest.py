@@ -5,12 +5,12 @@ import os
 import sys
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import create_all
 from spark_jobs.common import DateRange, base_parser, job_run, parse_args, write_table
-from spark_jobs.landing import read_landing
+from spark_jobs.landing import header_lines, read_csv_lines, read_landing
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import ingest as T
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         spark.conf.set(MIN_SPLITS_CONF, str(8 * spark.sparkContext.defaultParallelism))
     create_all(spark)  # first stage: every table exists before any parallel stage runs
     with job_run(spark, "ingest", args.run_id, dates, args.branch) as run:
-        classified = T.classify_interactions(read_landing(spark, args.interactions, T.INTERACTION_FIELDS, dates))
+        classified, rejectable = classify_landing_interactions(spark, args.interactions, dates)
         accepted = F.col("reject_reason").isNull()
         row_date = F.when(accepted, F.col("event_date")).otherwise(F.coalesce("folder_date", "event_date"))
         # Rows of a flat file dated outside the run belong to other runs; rejected
@@ -45,12 +45,10 @@ def main(argv: list[str] | None = None) -> None:
             F.sum((~in_run).cast("long")).alias("out_of_range"),
             *_reason_counts(T.INTERACTION_REASONS, in_run),
         )
-        # The files are parsed twice, once per output: caching the parsed rows costs
-        # more than a second parse (bench/results/before-after-ingest.md). The counts
-        # come from the first pass only.
+        # The counts come from the first pass only.
         write_table(spark, T.accepted_interactions(observed.where(in_run)), "bronze.interactions",
                     dates.contains(F.col("event_date")), args.branch)
-        write_table(spark, T.rejected_interactions(classified.where(in_run), args.run_id), "bronze.rejected_rows",
+        write_table(spark, T.rejected_interactions(rejectable.where(in_run), args.run_id), "bronze.rejected_rows",
                     (F.col("dataset") == "user_interactions")
                     & (dates.contains(F.col("event_date")) | F.col("event_date").isNull()), args.branch)
         c = counts.get
@@ -81,6 +79,32 @@ def main(argv: list[str] | None = None) -> None:
                 **{f"user_metadata.{r}": m[r] for r in T.METADATA_REASONS if m[r]},
             },
         })
+
+
+def classify_landing_interactions(spark: SparkSession, path: str, dates: DateRange) -> tuple[DataFrame, DataFrame]:
+    """Every landing row of the run, classified, and a cheaper frame that holds
+    every rejected row of the first (and maybe others).
+
+    Spark's CSV parser and the classifier are most of ingest's cost, and nearly all
+    lines are plain (T.PLAIN_INTERACTION_LINE): those are split as text, and only
+    the rest go through the parser, once, into a checkpoint that both outputs read.
+    A file's header is its first non-blank line, which the CSV reader skips; when a
+    line equal to it appears again in the file, only the reader knows which one is
+    first, so the run takes the reader.
+    """
+    lines = read_csv_lines(spark, path, T.INTERACTION_FIELDS, dates)
+    if lines is not None:
+        irregular = T.irregular_lines(lines).localCheckpoint()
+        files = [r.source_file for r in irregular.select("source_file").distinct().collect()]
+        headers = {f: h for f, h in header_lines(spark, files, T.INTERACTION_FIELDS).items() if h is not None}
+        file_header = F.create_map(*[F.lit(x) for pair in headers.items() for x in pair])[F.col("source_file")]
+        is_header = F.coalesce(F.col("line") == file_header, F.lit(False))
+        header_counts = irregular.where(is_header).groupBy("source_file").count().collect()
+        if len(header_counts) == len(headers) and all(r["count"] == 1 for r in header_counts):
+            rows = T.classify_interactions(T.parse_csv_lines(irregular.where(~is_header), T.INTERACTION_FIELDS))
+            return T.plain_interactions(lines).unionByName(rows), rows
+    classified = T.classify_interactions(read_landing(spark, path, T.INTERACTION_FIELDS, dates))
+    return classified, classified
 
 
 def _reason_counts(reasons: tuple[str, ...], counted: Column) -> list[Column]:

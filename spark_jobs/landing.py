@@ -2,6 +2,8 @@
 Hive-style ``name=value`` folders) into string columns for validation."""
 from __future__ import annotations
 
+import csv
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -75,9 +77,61 @@ def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: 
         for f in fields:
             if f in partitions:
                 df = df.withColumn(f, F.col(f).cast("string"))
-    if "date" in partitions:
-        df = df.withColumn("folder_date", F.col("date").cast("date"))
-        df = df.where(date_range.contains(F.col("folder_date")))
-    else:
-        df = df.withColumn("folder_date", F.lit(None).cast("date"))
-    return df.select(*fields, CORRUPT, "source_file", "folder_date")
+    return _with_folder_date(df, partitions, date_range).select(*fields, CORRUPT, "source_file", "folder_date")
+
+
+def _with_folder_date(df: DataFrame, partitions: list[str], date_range: DateRange) -> DataFrame:
+    if "date" not in partitions:
+        return df.withColumn("folder_date", F.lit(None).cast("date"))
+    df = df.withColumn("folder_date", F.col("date").cast("date"))
+    return df.where(date_range.contains(F.col("folder_date")))
+
+
+def read_csv_lines(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame | None:
+    """The landing's lines as read_landing's CSV reader reads them, as text, for
+    callers that split plain lines more cheaply than Spark's CSV parser does:
+    ``line``, ``source_file`` and ``folder_date``, blank and header lines included.
+    None when the landing is not CSV files that hold every field (Parquet, or a
+    field given by folder names)."""
+    files = _list_files(spark, path)
+    partitions = _partition_columns(files, path)
+    if any(f.endswith(".parquet") for f in files) or any(f in partitions for f in fields):
+        return None
+    lines = spark.read.text(path).select(F.col("value").alias("line"), "*",
+                                         F.col("_metadata.file_path").alias("source_file"))
+    return _with_folder_date(lines, partitions, date_range).select("line", "source_file", "folder_date")
+
+
+def header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str | None]:
+    """Each file's header line (None for a blank file), checked against ``fields``
+    as read_landing's CSV reader checks it: same columns, in order, any case."""
+    headers = {}
+    for file in files:
+        headers[file] = header = _header_line(spark, file)
+        names = next(csv.reader([header])) if header is not None else None
+        if names is not None and [n.lower() for n in names] != [f.lower() for f in fields]:
+            raise LandingInputError(f"{file}: the header has columns {names}; expected {fields}")
+    return headers
+
+
+def _header_line(spark: SparkSession, file: str) -> str | None:
+    """The file's first non-blank line, the one Spark's CSV reader takes as its header."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hpath = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(file))
+    stream = hpath.getFileSystem(conf).open(hpath)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hpath)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        first = True
+        while (line := reader.readLine()) is not None:
+            if first:
+                line = line.removeprefix("\ufeff")  # Hadoop's line reader skips a UTF-8 byte order mark
+                first = False
+            if any(c > " " for c in line):  # the CSV reader skips lines that Java's trim() empties
+                return line
+        return None
+    finally:
+        reader.close()

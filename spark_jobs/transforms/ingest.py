@@ -67,6 +67,55 @@ def classify_interactions(raw: DataFrame) -> DataFrame:
     )
 
 
+# A line of this shape is an accepted interaction whose fields are its comma-separated
+# parts, exactly as Spark's CSV reader and classify_interactions take it: no character
+# the CSV parser interprets (quote, escape, control characters), no empty field, a
+# timestamp of the contract's shape on a day every year has (February 29 is left to
+# the parser), and a duration that fits a bigint.
+_PLAIN_FIELD = r'[^,"\\\x00-\x1f]+'
+_MONTH_DAY = r"(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+PLAIN_INTERACTION_LINE = (
+    rf"^{_PLAIN_FIELD},[1-9]\d{{3}}-{_MONTH_DAY} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d,"
+    rf"{_PLAIN_FIELD},{_PLAIN_FIELD},[0-9]{{1,18}},\d+\.\d+\.\d+$"
+)
+
+
+def plain_interactions(lines: DataFrame) -> DataFrame:
+    """What classify_interactions gives for the ``line``s of PLAIN_INTERACTION_LINE
+    (all accepted), without the CSV parser, whose cost it is to skip.
+
+    Input: ``line``, ``source_file`` and ``folder_date``, as read_csv_lines gives them.
+    """
+    fields = F.split("line", ",")
+    raw = lines.where(F.col("line").rlike(PLAIN_INTERACTION_LINE)).select(
+        *[fields[i].alias(name) for i, name in enumerate(INTERACTION_FIELDS)],
+        F.lit(None).cast("string").alias(CORRUPT), "source_file", "folder_date",
+    )
+    event_ts = F.col("timestamp").try_cast("timestamp")
+    return raw.select(
+        "*",
+        F.lit(None).cast("string").alias("reject_reason"),
+        event_ts.alias("event_ts"),
+        F.to_date(event_ts).alias("event_date"),
+        F.col("duration_ms").try_cast("bigint").alias("duration_ms_typed"),
+    )
+
+
+def irregular_lines(lines: DataFrame) -> DataFrame:
+    """The lines plain_interactions does not take, for the CSV parser."""
+    return lines.where(~F.col("line").rlike(PLAIN_INTERACTION_LINE))
+
+
+def parse_csv_lines(lines: DataFrame, fields: list[str]) -> DataFrame:
+    """Spark's CSV parser on each non-blank ``line``: the string ``fields`` and
+    ``_corrupt_record`` as the CSV reader gives them, with ``source_file`` and ``folder_date``."""
+    schema = ", ".join(f"`{f}` STRING" for f in fields) + f", `{CORRUPT}` STRING"
+    parsed = F.from_csv("line", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    blank = F.col("line").rlike(r"^[\x00-\x20]*$")  # the reader skips lines that Java's trim() empties
+    return lines.where(~blank).select(parsed.alias("row"), "source_file", "folder_date").select(
+        *[F.col("row")[f].alias(f) for f in fields], F.col("row")[CORRUPT].alias(CORRUPT), "source_file", "folder_date")
+
+
 def accepted_interactions(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reject_reason").isNull()).select(
         "user_id", "event_ts", "event_date", "action_type", "page_id",

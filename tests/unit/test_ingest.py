@@ -1,5 +1,7 @@
 import datetime as dt
 
+import pytest
+
 from pyspark.sql import functions as F
 
 from spark_jobs.transforms import ingest as T
@@ -87,3 +89,68 @@ def test_metadata_rows_accepted_and_rejected(spark):
     assert_rows(T.accepted_metadata(classified), ["user_id", "join_date", "country", "device_type", "subscription_type", "source_file"],
                 [("u1", dt.date(2022, 1, 15), "US", "iPad", "free", "m.csv")])
     assert sorted(r.reason for r in T.rejected_metadata(classified, "r").collect()) == ["bad_join_date", "empty_user_id", "wrong_column_count"]
+
+
+HEADER = "user_id,timestamp,action_type,page_id,duration_ms,app_version"
+# Lines plain_interactions takes, then lines only the CSV parser can read.
+PLAIN_LINES = ["u1,2023-07-01 14:30:15,page_view,p1,12000,5.7.3", " u2,2023-12-31 23:59:59,edit,p 2,0,10.0.1",
+               "u3,2023-04-30 00:00:00,édit,p1,999999999999999999,1.0.0"]
+IRREGULAR_LINES = [
+    'u4,"2023-07-01 14:30:15",edit,"p,1",1,1.0.0',  # quoted
+    "u5,2024-02-29 10:00:00,edit,p1,1,1.0.0", "u5,2023-02-29 10:00:00,edit,p1,1,1.0.0",
+    "u6,2023-07-01 14:30:15,,p1,1,1.0.0", "u7,2023-07-01 14:30:15,edit,p1,1", "u8,2023-07-01 14:30:15,edit,p1,1,1.0.0,x",
+    ",2023-07-01 14:30:15,edit,p1,1,1.0.0", "u9,2023-07-01 14:30:15,edit,p1,9999999999999999999,1.0.0",
+    "u10,2023-07-01 14:30:15,edit,p1,1,1.0.0\t", "u11,2023-07-01 14:30:15,ed\\it,p1,1,1.0.0",
+    "u12,2023-07-01T14:30:15,edit,p1,1,1.0.0", "", "   ", "\t",
+]
+
+
+def _landing(tmp_path, files: dict[str, str]):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(text.encode())
+    return str(tmp_path)
+
+
+def _both_ways(spark, path):
+    from spark_jobs.common import DateRange
+    from spark_jobs.ingest import classify_landing_interactions
+    from spark_jobs.landing import read_landing
+
+    classified, rejectable = classify_landing_interactions(spark, path, DateRange())
+    by_reader = T.classify_interactions(read_landing(spark, path, T.INTERACTION_FIELDS, DateRange()))
+    columns = by_reader.columns
+    assert_rows(classified.select(columns), columns, [tuple(r) for r in by_reader.collect()])
+    assert_rows(rejectable.where("reject_reason IS NOT NULL").select(columns), columns,
+                [tuple(r) for r in by_reader.where("reject_reason IS NOT NULL").collect()])
+    return classified, rejectable
+
+
+def test_plain_lines_are_split_as_the_csv_reader_and_classifier_take_them(spark, tmp_path):
+    path = _landing(tmp_path, {
+        "a.csv": "\ufeff" + "\r\n".join(["", HEADER, *PLAIN_LINES, *IRREGULAR_LINES]) + "\r\n",
+        "b.csv": "\n".join([HEADER.upper(), *PLAIN_LINES[:1]]), "c.csv": "\n\n", "d.csv": HEADER + "\n"})
+    assert [r.line for r in T.plain_interactions(spark.read.text(path).select(
+        F.col("value").alias("line"), F.lit("f").alias("source_file"), F.lit(None).alias("folder_date"))).select(
+        F.concat_ws(",", *T.INTERACTION_FIELDS).alias("line")).collect()] == PLAIN_LINES + PLAIN_LINES[:1]
+    classified, rejectable = _both_ways(spark, path)
+    assert classified.count() == len(PLAIN_LINES) + 1 + len(IRREGULAR_LINES) - 3  # less the blank lines
+    assert rejectable.count() == len(IRREGULAR_LINES) - 3  # only the parser's lines were checkpointed
+    assert rejectable.where("reject_reason IS NULL").count() == 4  # quoted, leap day, empty action, backslash
+
+
+def test_a_header_line_repeated_in_a_file_is_a_rejected_row(spark, tmp_path):
+    path = _landing(tmp_path, {"a.csv": "\n".join([HEADER, PLAIN_LINES[0], HEADER, PLAIN_LINES[1]])})
+    classified, _ = _both_ways(spark, path)
+    assert [r.reject_reason for r in classified.where("user_id = 'user_id'").collect()] == ["bad_timestamp"]
+
+
+def test_a_wrong_header_is_an_error_naming_the_file(spark, tmp_path):
+    from spark_jobs.common import DateRange
+    from spark_jobs.ingest import classify_landing_interactions
+    from spark_jobs.landing import LandingInputError
+
+    path = _landing(tmp_path, {"a.csv": "\n".join([HEADER.replace("page_id,duration_ms", "duration_ms,page_id"),
+                                                   PLAIN_LINES[0], IRREGULAR_LINES[0]])})
+    with pytest.raises(LandingInputError, match=r"a\.csv: the header has columns"):
+        classify_landing_interactions(spark, path, DateRange())
