@@ -36,9 +36,10 @@ class JoinPlan:
 def hot_keys(interactions: DataFrame, min_share: float, limit: int) -> DataFrame:
     """(user_id, events, share) of the users holding at least ``min_share`` of
     the events, most active first. Partial aggregation keeps the shuffle at one
-    row per user per task."""
+    row per user per task; the total sums the per-user counts, so Spark reuses
+    their shuffle and scans the events once."""
     per_user = interactions.groupBy("user_id").agg(F.count(F.lit(1)).alias("events"))
-    total = interactions.agg(F.count(F.lit(1)).alias("total"))
+    total = per_user.agg(F.sum("events").alias("total"))
     return (
         per_user.crossJoin(F.broadcast(total))
         .select("user_id", "events", (F.col("events") / F.col("total")).alias("share"))
