@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 from spark_jobs.common import DateRange
 from spark_jobs.ingest import classify_landing_interactions
 from spark_jobs.landing import read_landing
