@@ -96,7 +96,7 @@ def classify_landing_interactions(spark: SparkSession, path: str, dates: DateRan
     if lines is not None:
         irregular = T.irregular_lines(lines).localCheckpoint()
         files = [r.source_file for r in irregular.select("source_file").distinct().collect()]
-        headers = {f: h for f, h in header_lines(spark, files, T.INTERACTION_FIELDS).items() if h is not None}
+        headers = header_lines(spark, files, T.INTERACTION_FIELDS)
         file_header = F.create_map(*[F.lit(x) for pair in headers.items() for x in pair])[F.col("source_file")]
         is_header = F.coalesce(F.col("line") == file_header, F.lit(False))
         header_counts = irregular.where(is_header).groupBy("source_file").count().collect()

@@ -3,12 +3,13 @@ Hive-style ``name=value`` folders) into string columns for validation."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from spark_jobs.common import DateRange
-from spark_jobs.transforms.ingest import CORRUPT
+from spark_jobs.transforms.ingest import CORRUPT, csv_schema
 
 
 class LandingInputError(RuntimeError):
@@ -63,7 +64,7 @@ def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: 
         df = df.select(*casts, *[c for c in partitions if c not in fields], F.lit(None).cast("string").alias(CORRUPT),
                        F.col("_metadata.file_path").alias("source_file"))
     else:
-        schema = ", ".join(f"`{f}` STRING" for f in file_fields) + f", `{CORRUPT}` STRING"
+        schema = csv_schema(file_fields)
         df = (
             spark.read.option("header", True)
             # Compare each file's header with the contract instead of trusting positions.
@@ -91,27 +92,46 @@ def read_csv_lines(spark: SparkSession, path: str, fields: list[str], date_range
     """The landing's lines as read_landing's CSV reader reads them, as text, for
     callers that split plain lines more cheaply than Spark's CSV parser does:
     ``line``, ``source_file`` and ``folder_date``, blank and header lines included.
-    None when the landing is not CSV files that hold every field (Parquet, or a
-    field given by folder names)."""
+    Each file's header is checked first, as the reader checks it. None when the
+    landing is not CSV files that hold every field (Parquet, or a field given by
+    folder names)."""
     files = _list_files(spark, path)
     partitions = _partition_columns(files, path)
     if any(f.endswith(".parquet") for f in files) or any(f in partitions for f in fields):
         return None
+    # Every file the run reads: one with no header, its first line plain data, fails
+    # here as the reader fails on it, instead of passing unnoticed.
+    header_lines(spark, [f for f in files if _in_folder_range(f, date_range)], fields)
     lines = spark.read.text(path).select(F.col("value").alias("line"), "*",
                                          F.col("_metadata.file_path").alias("source_file"))
     return _with_folder_date(lines, partitions, date_range).select("line", "source_file", "folder_date")
 
 
-def header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str | None]:
-    """Each file's header line (None for a blank file), checked against ``fields``
-    as read_landing's CSV reader checks it: same columns, in order, any case."""
+def header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str]:
+    """The header line of each file that has one (a blank file has none), checked
+    against ``fields`` as read_landing's CSV reader checks it: same columns, in
+    order, any case."""
     headers = {}
     for file in files:
-        headers[file] = header = _header_line(spark, file)
-        names = next(csv.reader([header])) if header is not None else None
-        if names is not None and [n.lower() for n in names] != [f.lower() for f in fields]:
+        header = _header_line(spark, file)
+        if header is None:
+            continue
+        names = next(csv.reader([header]))
+        if [n.lower() for n in names] != [f.lower() for f in fields]:
             raise LandingInputError(f"{file}: the header has columns {names}; expected {fields}")
+        headers[file] = header
     return headers
+
+
+def _in_folder_range(file: str, date_range: DateRange) -> bool:
+    """Whether the run reads ``file``: its ``date=`` folder, if any, is in the range."""
+    folders = dict(part.split("=", 1) for part in file.split("/")[:-1] if "=" in part)
+    if "date" not in folders or date_range.everything:
+        return True
+    try:
+        return date_range.start <= dt.date.fromisoformat(folders["date"]) <= date_range.end
+    except ValueError:
+        return False
 
 
 def _header_line(spark: SparkSession, file: str) -> str | None:

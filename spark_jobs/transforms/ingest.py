@@ -18,6 +18,11 @@ INTERACTION_REASONS = ("wrong_column_count", "empty_user_id", "bad_timestamp", "
 METADATA_REASONS = ("wrong_column_count", "empty_user_id", "bad_join_date")
 
 
+def csv_schema(fields: list[str]) -> str:
+    """The string columns Spark's CSV parser reads, plus the raw line of a malformed row."""
+    return ", ".join(f"`{f}` STRING" for f in fields) + f", `{CORRUPT}` STRING"
+
+
 def _first_failure(reasons: tuple[str, ...], failed: tuple[Column, ...]) -> Column:
     """The reason of the first failing check, in the contract's order; NULL when all pass."""
     expr = F.lit(None).cast("string")
@@ -109,8 +114,7 @@ def irregular_lines(lines: DataFrame) -> DataFrame:
 def parse_csv_lines(lines: DataFrame, fields: list[str]) -> DataFrame:
     """Spark's CSV parser on each non-blank ``line``: the string ``fields`` and
     ``_corrupt_record`` as the CSV reader gives them, with ``source_file`` and ``folder_date``."""
-    schema = ", ".join(f"`{f}` STRING" for f in fields) + f", `{CORRUPT}` STRING"
-    parsed = F.from_csv("line", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
+    parsed = F.from_csv("line", csv_schema(fields), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT})
     blank = F.col("line").rlike(r"^[\x00-\x20]*$")  # the reader skips lines that Java's trim() empties
     return lines.where(~blank).select(parsed.alias("row"), "source_file", "folder_date").select(
         *[F.col("row")[f].alias(f) for f in fields], F.col("row")[CORRUPT].alias(CORRUPT), "source_file", "folder_date")

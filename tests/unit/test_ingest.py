@@ -107,7 +107,6 @@ IRREGULAR_LINES = [
 
 def _landing(tmp_path, files: dict[str, str]):
     for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(text.encode())
     return str(tmp_path)
 
@@ -153,4 +152,14 @@ def test_a_wrong_header_is_an_error_naming_the_file(spark, tmp_path):
     path = _landing(tmp_path, {"a.csv": "\n".join([HEADER.replace("page_id,duration_ms", "duration_ms,page_id"),
                                                    PLAIN_LINES[0], IRREGULAR_LINES[0]])})
     with pytest.raises(LandingInputError, match=r"a\.csv: the header has columns"):
+        classify_landing_interactions(spark, path, DateRange())
+
+
+def test_a_file_without_header_is_an_error_even_when_every_line_is_plain(spark, tmp_path):
+    from spark_jobs.common import DateRange
+    from spark_jobs.ingest import classify_landing_interactions
+    from spark_jobs.landing import LandingInputError
+
+    path = _landing(tmp_path, {"a.csv": "\n".join([HEADER, *PLAIN_LINES]), "b.csv": "\n".join(PLAIN_LINES)})
+    with pytest.raises(LandingInputError, match=r"b\.csv: the header has columns \['u1'"):
         classify_landing_interactions(spark, path, DateRange())
