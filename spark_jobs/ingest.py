@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import create_all
 from spark_jobs.common import DateRange, base_parser, job_run, parse_args, write_table
-from spark_jobs.landing import header_lines, read_csv_lines, read_landing
+from spark_jobs.landing import read_csv_lines, read_landing
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import ingest as T
 
@@ -92,11 +92,10 @@ def classify_landing_interactions(spark: SparkSession, path: str, dates: DateRan
     line equal to it appears again in the file, only the reader knows which one is
     first, so the run takes the reader.
     """
-    lines = read_csv_lines(spark, path, T.INTERACTION_FIELDS, dates)
-    if lines is not None:
+    text = read_csv_lines(spark, path, T.INTERACTION_FIELDS, dates)
+    if text is not None:
+        lines, headers = text
         irregular = T.irregular_lines(lines).localCheckpoint()
-        files = [r.source_file for r in irregular.select("source_file").distinct().collect()]
-        headers = header_lines(spark, files, T.INTERACTION_FIELDS)
         file_header = F.create_map(*[F.lit(x) for pair in headers.items() for x in pair])[F.col("source_file")]
         is_header = F.coalesce(F.col("line") == file_header, F.lit(False))
         header_counts = irregular.where(is_header).groupBy("source_file").count().collect()

@@ -16,28 +16,38 @@ class LandingInputError(RuntimeError):
     pass
 
 
-def _list_files(spark: SparkSession, path: str) -> list[str]:
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
+def _hadoop_path(spark: SparkSession, path: str):
+    """(file system, Hadoop Path, absolute path without scheme) of a path as the user gives it."""
+    hpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
     fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs, hpath, fs.makeQualified(hpath).toUri().getRawPath().rstrip("/")
+
+
+def _list_files(spark: SparkSession, path: str) -> list[str]:
+    """The data files under ``path``, named as Spark's ``_metadata.file_path`` names
+    them (a URI: a space is ``%20``), so they can key what Spark reads."""
+    fs, hpath, root = _hadoop_path(spark, path)
     if not fs.exists(hpath):
         raise LandingInputError(f"input not found: {path}")
     files, it = [], fs.listFiles(hpath, True)
     while it.hasNext():
-        p = it.next().getPath()
-        rel = p.toString()
-        if not any(part.startswith(("_", ".")) for part in rel.split("/")[-1:]):
-            files.append(rel)
+        # Parsed again from its string, the Path has the URI Spark names the file by
+        # ("file:/a%20b", where the listed Path's own URI is "file:///a%20b").
+        uri = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(it.next().getPath().toString()).toUri()
+        # Spark skips what lies under a hidden name below the root ("_x", ".x"; not "_x=1").
+        below_root = uri.getRawPath()[len(root):].split("/")
+        if not any(n.startswith(".") or (n.startswith("_") and "=" not in n) for n in below_root):
+            files.append(uri.toString())
     if not files:
         raise LandingInputError(f"input {path} contains no data files")
     return files
 
 
-def _partition_columns(files: list[str], root: str) -> list[str]:
-    root = root.rstrip("/")
+def _partition_columns(spark: SparkSession, files: list[str], root: str) -> list[str]:
+    root = _hadoop_path(spark, root)[2]
     cols = []
     for f in files[:1000]:
-        for part in f.split(root.split("://")[-1], 1)[-1].split("/")[:-1]:
+        for part in f.split(root, 1)[-1].split("/")[:-1]:
             if "=" in part and part.split("=", 1)[0] not in cols:
                 cols.append(part.split("=", 1)[0])
     return cols
@@ -48,7 +58,7 @@ def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: 
     ``folder_date`` (from a ``date=`` folder, else NULL). A ``date=`` tree is
     pruned to the run's dates; a flat file is read whole."""
     files = _list_files(spark, path)
-    partitions = _partition_columns(files, path)
+    partitions = _partition_columns(spark, files, path)
     file_fields = [f for f in fields if f not in partitions]
     is_parquet = all(f.endswith(".parquet") for f in files)
     if is_parquet:
@@ -88,26 +98,27 @@ def _with_folder_date(df: DataFrame, partitions: list[str], date_range: DateRang
     return df.where(date_range.contains(F.col("folder_date")))
 
 
-def read_csv_lines(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame | None:
+def read_csv_lines(spark: SparkSession, path: str, fields: list[str],
+                   date_range: DateRange) -> tuple[DataFrame, dict[str, str]] | None:
     """The landing's lines as read_landing's CSV reader reads them, as text, for
     callers that split plain lines more cheaply than Spark's CSV parser does:
-    ``line``, ``source_file`` and ``folder_date``, blank and header lines included.
-    Each file's header is checked first, as the reader checks it. None when the
-    landing is not CSV files that hold every field (Parquet, or a field given by
-    folder names)."""
+    ``line``, ``source_file`` and ``folder_date``, blank and header lines included;
+    and the header line of each file read that has one (see _header_lines). None when
+    the landing is not CSV files that hold every field (Parquet, or a field given
+    by folder names)."""
     files = _list_files(spark, path)
-    partitions = _partition_columns(files, path)
+    partitions = _partition_columns(spark, files, path)
     if any(f.endswith(".parquet") for f in files) or any(f in partitions for f in fields):
         return None
-    # Every file the run reads: one with no header, its first line plain data, fails
-    # here as the reader fails on it, instead of passing unnoticed.
-    header_lines(spark, [f for f in files if _in_folder_range(f, date_range)], fields)
+    # Every file the run reads is checked: one with no header, its first line plain
+    # data, fails here as the reader fails on it, instead of passing unnoticed.
+    headers = _header_lines(spark, [f for f in files if _in_folder_range(f, date_range)], fields)
     lines = spark.read.text(path).select(F.col("value").alias("line"), "*",
                                          F.col("_metadata.file_path").alias("source_file"))
-    return _with_folder_date(lines, partitions, date_range).select("line", "source_file", "folder_date")
+    return _with_folder_date(lines, partitions, date_range).select("line", "source_file", "folder_date"), headers
 
 
-def header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str]:
+def _header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str]:
     """The header line of each file that has one (a blank file has none), checked
     against ``fields`` as read_landing's CSV reader checks it: same columns, in
     order, any case."""

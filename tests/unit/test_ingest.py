@@ -163,3 +163,16 @@ def test_a_file_without_header_is_an_error_even_when_every_line_is_plain(spark, 
     path = _landing(tmp_path, {"a.csv": "\n".join([HEADER, *PLAIN_LINES]), "b.csv": "\n".join(PLAIN_LINES)})
     with pytest.raises(LandingInputError, match=r"b\.csv: the header has columns \['u1'"):
         classify_landing_interactions(spark, path, DateRange())
+
+
+def test_file_names_are_taken_as_spark_reads_them(spark, tmp_path):
+    # A space is "%20" in the file names Spark reports; files under a hidden
+    # folder are not read by the reader, so their bad header is no error either.
+    (tmp_path / "date=2023-07-01").mkdir()
+    (tmp_path / "_staging").mkdir()
+    path = _landing(tmp_path, {"date=2023-07-01/a b.csv": "\n".join([HEADER, *PLAIN_LINES, IRREGULAR_LINES[0]]),
+                               "_staging/c.csv": "not,the,header\n"})
+    classified, _ = _both_ways(spark, path)
+    assert {r.source_file.rsplit("/", 1)[-1] for r in classified.select("source_file").distinct().collect()} == {
+        "a%20b.csv"}
+    assert classified.count() == len(PLAIN_LINES) + 1
