@@ -12,7 +12,8 @@ USER_ATTRIBUTES = ["join_date", "country", "device_type", "subscription_type"]
 def user_dim(metadata: DataFrame) -> DataFrame:
     """One row per user_id: the earliest join_date, ties to the smallest
     (country, device_type, subscription_type) in byte order. A min over a
-    struct compares field by field, so one hash aggregate does it (no sort)."""
+    struct compares field by field, so one aggregate does it. Spark sorts for it
+    (a struct buffer is not fixed-width), which over the metadata's rows is cheap."""
     best = F.min(F.struct(*[F.col(c) for c in USER_ATTRIBUTES])).alias("best")
     return metadata.groupBy("user_id").agg(best).select("user_id", *[F.col(f"best.{c}").alias(c) for c in USER_ATTRIBUTES])
 
