@@ -172,7 +172,8 @@ def test_file_names_are_taken_as_spark_reads_them(spark, tmp_path):
     (tmp_path / "_staging").mkdir()
     path = _landing(tmp_path, {"date=2023-07-01/a b.csv": "\n".join([HEADER, *PLAIN_LINES, IRREGULAR_LINES[0]]),
                                "_staging/c.csv": "not,the,header\n"})
-    classified, _ = _both_ways(spark, path)
+    classified, rejectable = _both_ways(spark, path)
     assert {r.source_file.rsplit("/", 1)[-1] for r in classified.select("source_file").distinct().collect()} == {
         "a%20b.csv"}
     assert classified.count() == len(PLAIN_LINES) + 1
+    assert rejectable.count() == 1  # the header was found by name, so only the one irregular line was parsed
