@@ -16,49 +16,38 @@ class LandingInputError(RuntimeError):
     pass
 
 
-def _hadoop_path(spark: SparkSession, path: str):
-    """(file system, Hadoop Path, absolute path without scheme) of a path as the user gives it."""
+def _list_files(spark: SparkSession, path: str) -> tuple[list[str], list[str]]:
+    """The data files under ``path``, named as Spark's ``_metadata.file_path`` names
+    them (a URI: a space is ``%20``) so they can key what Spark reads, and the
+    names of the Hive-style ``name=value`` folders below ``path``."""
     hpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
     fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return fs, hpath, fs.makeQualified(hpath).toUri().getRawPath().rstrip("/")
-
-
-def _list_files(spark: SparkSession, path: str) -> list[str]:
-    """The data files under ``path``, named as Spark's ``_metadata.file_path`` names
-    them (a URI: a space is ``%20``), so they can key what Spark reads."""
-    fs, hpath, root = _hadoop_path(spark, path)
     if not fs.exists(hpath):
         raise LandingInputError(f"input not found: {path}")
-    files, it = [], fs.listFiles(hpath, True)
+    root = fs.makeQualified(hpath).toUri().getRawPath().rstrip("/")
+    files, partitions, it = [], [], fs.listFiles(hpath, True)
     while it.hasNext():
         # Parsed again from its string, the Path has the URI Spark names the file by
         # ("file:/a%20b", where the listed Path's own URI is "file:///a%20b").
         uri = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(it.next().getPath().toString()).toUri()
-        # Spark skips what lies under a hidden name below the root ("_x", ".x"; not "_x=1").
         below_root = uri.getRawPath()[len(root):].split("/")
-        if not any(n.startswith(".") or (n.startswith("_") and "=" not in n) for n in below_root):
-            files.append(uri.toString())
+        # Spark skips what lies under a hidden name below the root ("_x", ".x"; not "_x=1").
+        if any(n.startswith(".") or (n.startswith("_") and "=" not in n) for n in below_root):
+            continue
+        files.append(uri.toString())
+        for folder in below_root[:-1]:
+            if "=" in folder and folder.split("=", 1)[0] not in partitions:
+                partitions.append(folder.split("=", 1)[0])
     if not files:
         raise LandingInputError(f"input {path} contains no data files")
-    return files
-
-
-def _partition_columns(spark: SparkSession, files: list[str], root: str) -> list[str]:
-    root = _hadoop_path(spark, root)[2]
-    cols = []
-    for f in files[:1000]:
-        for part in f.split(root, 1)[-1].split("/")[:-1]:
-            if "=" in part and part.split("=", 1)[0] not in cols:
-                cols.append(part.split("=", 1)[0])
-    return cols
+    return files, partitions
 
 
 def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame:
     """String columns ``fields`` + ``_corrupt_record`` + ``source_file`` +
     ``folder_date`` (from a ``date=`` folder, else NULL). A ``date=`` tree is
     pruned to the run's dates; a flat file is read whole."""
-    files = _list_files(spark, path)
-    partitions = _partition_columns(spark, files, path)
+    files, partitions = _list_files(spark, path)
     file_fields = [f for f in fields if f not in partitions]
     is_parquet = all(f.endswith(".parquet") for f in files)
     if is_parquet:
@@ -106,8 +95,7 @@ def read_csv_lines(spark: SparkSession, path: str, fields: list[str],
     and the header line of each file read that has one (see _header_lines). None when
     the landing is not CSV files that hold every field (Parquet, or a field given
     by folder names)."""
-    files = _list_files(spark, path)
-    partitions = _partition_columns(spark, files, path)
+    files, partitions = _list_files(spark, path)
     if any(f.endswith(".parquet") for f in files) or any(f in partitions for f in fields):
         return None
     # Every file the run reads is checked: one with no header, its first line plain
