@@ -40,7 +40,8 @@ os.environ.setdefault("ICEBERG_CATALOG_DB", "iceberg_bench")
 os.environ.setdefault("ICEBERG_WAREHOUSE", str(ROOT / ".local" / "bench-warehouse"))
 
 from bench import duckdb_metrics, eventlog  # noqa: E402
-from iceberg_catalog.tables import STAGES
+from iceberg_catalog.config import spark_driver_conf, spark_jars  # noqa: E402
+from iceberg_catalog.tables import STAGES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DATA_CACHE = ROOT / ".local" / "bench-data"
@@ -121,12 +122,6 @@ def job_run_row(run_id: str, job: str) -> dict:
             "status": r["status"], "metrics": json.loads(r["metrics_json"] or "{}")}
 
 
-def catalog_jars() -> list[str]:
-    from iceberg_catalog.config import spark_jars
-
-    return spark_jars()
-
-
 def submit_env() -> dict:
     """spark-submit of the venv: its SPARK_HOME is the pyspark package, its Python the venv's."""
     import pyspark
@@ -150,8 +145,8 @@ def spark_submit(script: str, app_tag: str, args: list[str], master: str, driver
            "--conf", "spark.eventLog.logStageExecutorMetrics=true",
            # The catalog jars must be on spark-submit's command line: set from inside the
            # job (spark.jars), they arrive after the session extensions are loaded.
-           "--jars", ",".join(catalog_jars())]
-    for k, v in (conf or {}).items():
+           "--jars", ",".join(spark_jars())]
+    for k, v in {**spark_driver_conf(), **(conf or {})}.items():
         cmd += ["--conf", f"{k}={v}"]
     cmd += ["--py-files", str(py_files), script, *args]
     load_before = load_average()

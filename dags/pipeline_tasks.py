@@ -222,11 +222,11 @@ class SparkJobOperator(SparkSubmitOperator):
         ]
         # The catalog jars must be on spark-submit's own command line: a JVM that
         # is already running ignores spark.jars set later by the SparkSession builder.
-        from iceberg_catalog.config import spark_jars
+        from iceberg_catalog.config import spark_driver_conf, spark_jars
 
         self.jars = ",".join(spark_jars())
         tag = yarn_tag(dag_id, self.task_id, run_id)
-        self.conf = {**(self.conf or {}), "spark.yarn.tags": tag}
+        self.conf = {**spark_driver_conf(), **(self.conf or {}), "spark.yarn.tags": tag}
         self._ensure_spark_submit_on_path()
         # Relative defaults of the jobs (e.g. LANDING_DIR=.local/landing) mean the
         # repository root, as when the logged command is pasted there by hand.

@@ -25,7 +25,9 @@ def _project_root() -> Path:
 
 
 PROJECT_ROOT = _project_root()
-PLATFORM_ENV_FILE = Path(os.environ.get("PLATFORM_STATE", PROJECT_ROOT / ".local")) / "platform.env"
+PLATFORM_STATE = Path(os.environ.get("PLATFORM_STATE", PROJECT_ROOT / ".local"))
+PLATFORM_ENV_FILE = PLATFORM_STATE / "platform.env"
+SPARK_DRIVER_CLASS_ARCHIVE = PLATFORM_STATE / "jvm" / "spark-driver.jsa"
 
 ICEBERG_VERSION = "1.10.1"
 SPARK_SCALA_SUFFIX = "4.0_2.13"
@@ -75,6 +77,19 @@ def spark_jars() -> list[str]:
     if absent:
         raise PlatformNotConfigured(f"jars not downloaded: {absent}; run `make bootstrap`")
     return [str(j) for j in jars]
+
+
+def spark_driver_conf() -> dict[str, str]:
+    """spark-submit settings of a driver JVM started on this machine: map the
+    class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if any.
+    Only on the command line (or before a session's JVM starts) do they count.
+
+    The archive is valid for spark-submit's own classpath. A SPARK_CONF_DIR
+    (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
+    JDK 17 can neither archive nor map: such drivers load from the jars."""
+    if os.environ.get("SPARK_CONF_DIR") or not SPARK_DRIVER_CLASS_ARCHIVE.exists():
+        return {}
+    return {"spark.driver.extraJavaOptions": f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}"}
 
 
 def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:

@@ -34,4 +34,5 @@ for component in hadoop trino airflow; do
   script="$PLATFORM_HOME/infra/$component.sh"
   if [ -x "$script" ]; then "$script" install; fi
 done
+bash "$PLATFORM_HOME/infra/spark_class_archive.sh"
 log "bootstrap done"

@@ -40,6 +40,8 @@ def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None)
     if not launched_by_spark_submit:
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
         builder = builder.config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+        for key, value in config.spark_driver_conf().items():
+            builder = builder.config(key, value)
     log_dir = event_log_dir()
     if log_dir.startswith("file:"):
         Path(log_dir.removeprefix("file:").removeprefix("//")).mkdir(parents=True, exist_ok=True)

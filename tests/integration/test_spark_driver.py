@@ -1,0 +1,45 @@
+"""Spark drivers map the class archive `make bootstrap` writes (infra/spark_class_archive.sh)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from iceberg_catalog import config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp_path):
+    conf = config.spark_driver_conf()
+    assert conf, f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE}: `make bootstrap` writes it"
+    app = tmp_path / "app.py"
+    app.write_text("from pyspark.sql import SparkSession\n"
+                   "spark = SparkSession.builder.getOrCreate()\n"
+                   "spark._jvm.java.lang.Thread.currentThread().getContextClassLoader()"
+                   ".loadClass('org.apache.iceberg.spark.SparkCatalog')\n"
+                   "print('rows', spark.range(3).count())\n")
+    class_log = tmp_path / "classes.log"
+    # -Xshare:on: the JVM refuses to start unless it can map the archive, where
+    # by default it would warn and load every class from the jars.
+    java_options = f"{conf['spark.driver.extraJavaOptions']} -Xshare:on -Xlog:class+load=info:file={class_log}"
+    proc = subprocess.run(
+        [str(ROOT / ".venv/bin/spark-submit"), "--master", "local[1]", "--jars", ",".join(config.spark_jars()),
+         "--conf", f"spark.driver.extraJavaOptions={java_options}", str(app)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rows 3" in proc.stdout
+    sources = {}
+    for line in class_log.read_text().splitlines():
+        name, _, source = line.partition(" source: ")
+        sources[name.rsplit(" ", 1)[-1]] = source
+    assert sources["org.apache.spark.SparkContext"].startswith("shared objects file")
+    assert sources["org.apache.iceberg.spark.SparkCatalog"].startswith("shared objects file")
+
+
+def test_the_pytest_session_driver_was_started_with_the_archive(spark):
+    arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={config.SPARK_DRIVER_CLASS_ARCHIVE}" in arguments
