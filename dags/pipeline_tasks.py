@@ -34,21 +34,7 @@ CATALOG = "iceberg"
 # interpreter's path only: spark-submit children must get it from the zip.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
-try:  # the DDL module is the source of truth once the core pipeline ships it
-    from iceberg_catalog.tables import STAGE_OUTPUTS
-except ImportError:
-    STAGE_OUTPUTS = {
-        "ingest": ["bronze.interactions", "bronze.user_metadata", "bronze.rejected_rows"],
-        "enrich": ["silver.user_dim", "silver.interactions_enriched"],
-        "engagement": [
-            "gold.daily_engagement", "gold.monthly_active_users", "gold.power_users", "gold.cohort_retention",
-        ],
-        "performance": [
-            "gold.app_version_latency", "gold.app_version_latency_overall", "gold.device_latency",
-            "gold.device_latency_association", "gold.usage_anomalies",
-        ],
-        "sessions": ["gold.sessions", "gold.session_daily"],
-    }
+from iceberg_catalog.tables import STAGE_OUTPUTS  # noqa: E402
 
 # Trigger-form params that become job options (None = the job's own default).
 ENRICH_OPTIONS = {
