@@ -224,7 +224,7 @@ def device_latency_association(
     )
 
 
-def _daily_usage_series(enriched: DataFrame, latency_actions: Sequence[str], min_events: int) -> DataFrame:
+def _daily_usage_series(enriched: DataFrame, version_latency: DataFrame, min_events: int) -> DataFrame:
     """(event_date, dimension, dimension_value, metric, value) for the four
     series; a series has a point only on days where it is defined."""
     overall = enriched.groupBy("event_date").agg(
@@ -246,16 +246,10 @@ def _daily_usage_series(enriched: DataFrame, latency_actions: Sequence[str], min
     version_events = enriched.groupBy("event_date", "app_version").agg(
         F.count(F.lit(1)).cast("double").alias("value")
     )
-    version_p95 = (
-        page_loads(enriched, latency_actions)
-        .groupBy("event_date", "app_version")
-        .agg(
-            F.count(F.lit(1)).alias("loads"),
-            F.percentile("duration_ms", F.lit(0.95)).alias("value"),
-        )
-        # Too few page loads make a p95 too noisy to be a point of the series at all.
-        .where(F.col("loads") >= min_events)
-    )
+    # app_version_latency's events are the day's page loads of the version. Too
+    # few make a p95 too noisy to be a point of the series at all.
+    version_p95 = version_latency.where(F.col("events") >= min_events).select(
+        "event_date", "app_version", F.col("p95_ms").alias("value"))
 
     def version_series(points: DataFrame, metric: str) -> DataFrame:
         return points.select(
@@ -273,7 +267,7 @@ def _daily_usage_series(enriched: DataFrame, latency_actions: Sequence[str], min
 
 def usage_anomalies(
     enriched: DataFrame,
-    latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS,
+    version_latency: DataFrame,
     min_events: int = 20,
     baseline_days: int = 14,
     min_baseline_points: int = 7,
@@ -281,8 +275,11 @@ def usage_anomalies(
 ) -> DataFrame:
     """(event_date, dimension, dimension_value, metric, value, baseline_mean,
     baseline_std, z_score, severity) for points whose |z| against the same
-    series' previous ``baseline_days`` calendar days reaches ``z_threshold``."""
-    series = _daily_usage_series(enriched, latency_actions, min_events).withColumn(
+    series' previous ``baseline_days`` calendar days reaches ``z_threshold``.
+
+    ``version_latency`` is ``app_version_latency`` of the same events: its p95
+    is the p95 series, so the job computes those percentiles once for both."""
+    series = _daily_usage_series(enriched, version_latency, min_events).withColumn(
         "day_number", F.unix_date("event_date")
     )
     # A range frame over the day number counts calendar days, so missing days

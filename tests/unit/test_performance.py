@@ -264,6 +264,10 @@ def daily_events(counts_by_day: dict[int, int], version: str, action: str = "edi
     ]
 
 
+def anomalies(enriched: DataFrame, **params) -> DataFrame:
+    return usage_anomalies(enriched, app_version_latency(enriched), **params)
+
+
 def test_usage_anomalies_severity_bands(spark):
     # Per version: baseline days 1-7, tested on day 8.
     versions = {
@@ -280,7 +284,7 @@ def test_usage_anomalies_severity_bands(spark):
     # -> z = 1.95: no row. DAU is 1 every day: zero std, no row.
 
     assert_rows(
-        usage_anomalies(enriched_frame(spark, rows)),
+        anomalies(enriched_frame(spark, rows)),
         ANOMALY_COLUMNS,
         [
             (day(8), "app_version", "1.0.0", "events", 23.0, 10.0, 4.0, 3.25, "medium"),
@@ -298,7 +302,7 @@ def test_usage_anomalies_missing_days_are_absent_not_zero(spark):
     rows = daily_events(counts, "1.0.0")
 
     assert_rows(
-        usage_anomalies(enriched_frame(spark, rows)),
+        anomalies(enriched_frame(spark, rows)),
         ANOMALY_COLUMNS,
         [
             (day(15), "overall", "all", "events", 27.0, 10.0, 4.0, 4.25, "critical"),
@@ -310,12 +314,12 @@ def test_usage_anomalies_missing_days_are_absent_not_zero(spark):
 def test_usage_anomalies_need_seven_baseline_points(spark):
     # Six baseline days, then a huge spike: not enough history to judge.
     rows = daily_events({d + 1: count for d, count in enumerate(BASELINE[:6])} | {7: 500}, "1.0.0")
-    assert_rows(usage_anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
+    assert_rows(anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
 
 
 def test_usage_anomalies_constant_baseline_yields_nothing(spark):
     rows = daily_events({d: 5 for d in range(1, 8)} | {8: 50}, "1.0.0")
-    assert_rows(usage_anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
+    assert_rows(anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
 
 
 def test_usage_anomalies_p95_needs_min_events_per_day(spark):
@@ -330,12 +334,12 @@ def test_usage_anomalies_p95_needs_min_events_per_day(spark):
     # Event counts are constant in the baseline (4 per version, 8 overall): no rows.
 
     assert_rows(
-        usage_anomalies(enriched_frame(spark, rows), min_events=4),
+        anomalies(enriched_frame(spark, rows), min_events=4),
         ANOMALY_COLUMNS,
         [(day(8), "app_version", "1.0.0", "p95_ms", 27.0, 10.0, 4.0, 4.25, "critical")],
     )
     # With the default of 20 page loads per day there is no p95 series at all.
-    assert_rows(usage_anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
+    assert_rows(anomalies(enriched_frame(spark, rows)), ANOMALY_COLUMNS, [])
 
 
 def test_usage_anomalies_dau_series(spark):
@@ -350,7 +354,7 @@ def test_usage_anomalies_dau_series(spark):
     # events: 30 every baseline day (constant, no row); day 8 = 27.
 
     assert_rows(
-        usage_anomalies(enriched_frame(spark, rows)),
+        anomalies(enriched_frame(spark, rows)),
         ANOMALY_COLUMNS,
         [(day(8), "overall", "all", "dau", 27.0, 10.0, 4.0, 4.25, "critical")],
     )
