@@ -80,16 +80,20 @@ def spark_jars() -> list[str]:
 
 
 def spark_driver_conf() -> dict[str, str]:
-    """spark-submit settings of a driver JVM started on this machine: map the
-    class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if any.
-    Only on the command line (or before a session's JVM starts) do they count.
+    """spark-submit settings of a driver JVM started on this machine. Only on
+    the command line (or before a session's JVM starts) do they count.
 
-    The archive is valid for spark-submit's own classpath. A SPARK_CONF_DIR
-    (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
-    JDK 17 can neither archive nor map: such drivers load from the jars."""
-    if os.environ.get("SPARK_CONF_DIR") or not SPARK_DRIVER_CLASS_ARCHIVE.exists():
-        return {}
-    return {"spark.driver.extraJavaOptions": f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}"}
+    * The parallel collector: in local mode the driver runs every task, and on
+      2 cores G1's concurrent threads and write barriers cost more than its
+      shorter pauses save (10M events: task time -3 to -7%, docs/performance.md).
+    * The class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if
+      any. It is valid for spark-submit's own class path: a SPARK_CONF_DIR
+      (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
+      JDK 17 can neither archive nor map, so such drivers load from the jars."""
+    options = ["-XX:+UseParallelGC"]
+    if not os.environ.get("SPARK_CONF_DIR") and SPARK_DRIVER_CLASS_ARCHIVE.exists():
+        options.append(f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}")
+    return {"spark.driver.extraJavaOptions": " ".join(options)}
 
 
 def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:

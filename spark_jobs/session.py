@@ -28,8 +28,7 @@ BASE_CONF = {
 
 
 def event_log_dir() -> str:
-    state = Path(os.environ.get("PLATFORM_STATE", config.PROJECT_ROOT / ".local"))
-    return os.environ.get("SPARK_EVENT_LOG_DIR", (state / "spark-events").resolve().as_uri())
+    return os.environ.get("SPARK_EVENT_LOG_DIR", (config.PLATFORM_STATE / "spark-events").resolve().as_uri())
 
 
 def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None) -> SparkSession:

@@ -131,7 +131,8 @@ def test_full_run_logs_a_copy_pastable_spark_submit_line(full_run):
     assert "--master 'local[*]'" in ingest
     assert "--name goodnote_pipeline.ingest.manual__" in ingest
     assert "--branch wap_manual_" in ingest
-    assert f"--conf spark.driver.extraJavaOptions=-XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa" in ingest
+    assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC "
+            f"-XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa'") in ingest
     assert len(lines) == len(TASKS)
 
 

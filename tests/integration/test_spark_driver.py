@@ -1,4 +1,5 @@
-"""Spark drivers map the class archive `make bootstrap` writes (infra/spark_class_archive.sh)."""
+"""Spark drivers map the class archive `make bootstrap` writes (infra/spark_class_archive.sh)
+and run the parallel collector (iceberg_catalog.config.spark_driver_conf)."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp_path):
     conf = config.spark_driver_conf()
-    assert conf, f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE}: `make bootstrap` writes it"
+    assert "-XX:SharedArchiveFile=" in conf["spark.driver.extraJavaOptions"], (
+        f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE} (`make bootstrap` writes it) or SPARK_CONF_DIR is set")
     app = tmp_path / "app.py"
     app.write_text("from pyspark.sql import SparkSession\n"
                    "spark = SparkSession.builder.getOrCreate()\n"
@@ -43,3 +45,12 @@ def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp
 def test_the_pytest_session_driver_was_started_with_the_archive(spark):
     arguments = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={config.SPARK_DRIVER_CLASS_ARCHIVE}" in arguments
+    assert "-XX:+UseParallelGC" in arguments
+
+
+def test_drivers_with_a_spark_conf_dir_do_without_the_archive(monkeypatch, tmp_path):
+    # YARN's spark-defaults.conf directory would come first on the class path, which the archive cannot hold.
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    assert "-XX:SharedArchiveFile=" in config.spark_driver_conf()["spark.driver.extraJavaOptions"]
+    monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
+    assert config.spark_driver_conf() == {"spark.driver.extraJavaOptions": "-XX:+UseParallelGC"}
