@@ -85,7 +85,8 @@ def spark_driver_conf() -> dict[str, str]:
 
     * The parallel collector: in local mode the driver runs every task, and on
       2 cores G1's concurrent threads and write barriers cost more than its
-      shorter pauses save (10M events: task time -3 to -7%, docs/performance.md).
+      shorter pauses save (10M events: 231-241 s of task time against G1's
+      249-291 s, docs/performance.md).
     * The class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if
       any. It is valid for spark-submit's own class path: a SPARK_CONF_DIR
       (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
