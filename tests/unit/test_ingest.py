@@ -177,3 +177,14 @@ def test_file_names_are_taken_as_spark_reads_them(spark, tmp_path):
         "a%20b.csv"}
     assert classified.count() == len(PLAIN_LINES) + 1
     assert rejectable.count() == 1  # the header was found by name, so only the one irregular line was parsed
+
+
+def test_listing_skips_hidden_names_as_spark_does_but_not_hidden_partition_folders(spark, tmp_path):
+    from spark_jobs.landing import _list_files
+
+    for name in ["_batch=1/a.csv", "_staging/b.csv", ".tmp/c.csv", "date=2023-07-01/.d.csv", "date=2023-07-01/e.csv"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(HEADER + "\n")
+    files, partitions = _list_files(spark, str(tmp_path))
+    assert sorted(f.split(str(tmp_path), 1)[1] for f in files) == ["/_batch=1/a.csv", "/date=2023-07-01/e.csv"]
+    assert sorted(partitions) == ["_batch", "date"]
