@@ -17,11 +17,17 @@ BASELINE_DAYS = 14
 
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--latency-actions", default="page_view",
+    defaults = T.PerformanceParams()
+    parser.add_argument("--latency-actions", default=",".join(defaults.latency_actions),
                         help="comma-separated action types whose duration_ms is a page load time")
-    parser.add_argument("--anomaly-min-events", type=int, default=20)
+    parser.add_argument("--anomaly-min-events", type=int, default=defaults.anomaly_min_events)
     args, dates = parse_args(parser, argv)
-    actions = tuple(a.strip() for a in args.latency_actions.split(",") if a.strip())
+    try:
+        params = T.PerformanceParams(tuple(a.strip() for a in args.latency_actions.split(",") if a.strip()),
+                                     args.anomaly_min_events)
+    except ValueError as exc:
+        parser.error(str(exc))
+    actions = params.latency_actions
     spark = build_spark_session(f"performance {args.run_id}")
 
     with job_run(spark, "performance", args.run_id, dates, args.branch) as run:
@@ -40,12 +46,12 @@ def main(argv: list[str] | None = None) -> None:
         write_table(spark, T.device_latency(enriched, actions), "gold.device_latency", F.lit(True), args.branch)
         write_table(spark, T.device_latency_association(enriched, actions), "gold.device_latency_association",
                     F.lit(True), args.branch)
-        anomalies = T.usage_anomalies(days_and_baselines, version_latency, args.anomaly_min_events)
+        anomalies = T.usage_anomalies(days_and_baselines, version_latency, params.anomaly_min_events)
         write_table(spark, anomalies.where(days.contains(F.col("event_date"))), "gold.usage_anomalies",
                     days.contains(F.col("event_date")), args.branch)
         run.rows_in = enriched.where(in_run).count()
         run.rows_out, run.rows_rejected = run.rows_in, 0
-        run.metrics.update({"latency_actions": list(actions), "anomaly_min_events": args.anomaly_min_events})
+        run.metrics.update({"latency_actions": list(actions), "anomaly_min_events": params.anomaly_min_events})
 
 
 if __name__ == "__main__":

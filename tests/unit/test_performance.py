@@ -370,3 +370,16 @@ def test_performance_params():
         PerformanceParams(anomaly_min_events=0)
     # Hashable, so a job can use it as a cache or dict key.
     assert {params: 1}[PerformanceParams(("page_view", "edit"), 5)] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--latency-actions", " , "], "latency_actions must name at least one action_type"),
+    (["--anomaly-min-events", "0"], "anomaly_min_events must be >= 1"),
+])
+def test_the_job_refuses_bad_parameters_before_starting_spark(argv, message, capsys):
+    from spark_jobs import performance as job
+
+    with pytest.raises(SystemExit) as exited:
+        job.main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
