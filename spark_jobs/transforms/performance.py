@@ -46,14 +46,15 @@ def page_loads(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LAT
     return enriched.where(F.col("action_type").isin(list(latency_actions)))
 
 
-def _latency_percentiles(duration: str = "duration_ms") -> list[Column]:
+def _latency_percentiles(frequency: Column | None = None) -> list[Column]:
+    """events and the quantiles of duration_ms: over page-load rows, or over
+    latency_cells with ``frequency`` = their count (the same value->count map)."""
     # One array-valued percentile keeps a single value->count map per group
     # instead of three; the result is identical to three scalar calls.
-    quantiles = F.percentile(duration, F.array(*[F.lit(q) for q in LATENCY_QUANTILES]))
-    return [
-        F.count(F.lit(1)).alias("events"),
-        quantiles.alias("_quantiles"),
-    ]
+    quantiles = F.array(*[F.lit(q) for q in LATENCY_QUANTILES])
+    if frequency is None:
+        return [F.count(F.lit(1)).alias("events"), F.percentile("duration_ms", quantiles).alias("_quantiles")]
+    return [F.sum(frequency).alias("events"), F.percentile("duration_ms", quantiles, frequency).alias("_quantiles")]
 
 
 def _percentile_columns() -> list[Column]:
@@ -74,26 +75,34 @@ def app_version_latency(enriched: DataFrame, latency_actions: Sequence[str] = DE
     )
 
 
-def app_version_latency_overall(
-    enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS
-) -> DataFrame:
-    """(app_version, events, p50_ms, p95_ms, p99_ms) over page loads of all dates."""
+def latency_cells(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
+    """(app_version, device_type, duration_ms, n): page loads counted per version,
+    device and duration, everything the all-dates latency tables need.
+
+    Durations are whole milliseconds, so the cells are bounded by versions x
+    devices x the duration range, however many events there are: the three
+    tables aggregate these instead of each scanning the events."""
+    return page_loads(enriched, latency_actions).groupBy("app_version", "device_type", "duration_ms").agg(
+        F.count(F.lit(1)).alias("n")
+    )
+
+
+def app_version_latency_overall(cells: DataFrame) -> DataFrame:
+    """(app_version, events, p50_ms, p95_ms, p99_ms) over page loads of all dates, from latency_cells."""
     return (
-        page_loads(enriched, latency_actions)
-        .groupBy("app_version")
-        .agg(*_latency_percentiles())
+        cells.groupBy("app_version")
+        .agg(*_latency_percentiles(F.col("n")))
         .select("app_version", "events", *_percentile_columns())
     )
 
 
-def device_latency(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
-    """(device_type, events, mean_ms, p50_ms, p95_ms, p99_ms); users without
-    metadata form the device_type = NULL group (groupBy keeps NULL as a key)."""
+def device_latency(cells: DataFrame) -> DataFrame:
+    """(device_type, events, mean_ms, p50_ms, p95_ms, p99_ms) from latency_cells;
+    users without metadata form the device_type = NULL group (groupBy keeps NULL as a key)."""
     return (
-        page_loads(enriched, latency_actions)
-        .groupBy("device_type")
+        cells.groupBy("device_type")
         # Exact long sum, then one division: the correctly rounded mean.
-        .agg(*_latency_percentiles(), F.sum("duration_ms").alias("_sum_ms"))
+        .agg(*_latency_percentiles(F.col("n")), F.sum(F.col("n") * F.col("duration_ms")).alias("_sum_ms"))
         .select(
             "device_type",
             "events",
@@ -130,20 +139,18 @@ def _nonzero(column: Column) -> Column:
     return F.when(column != 0, column)
 
 
-def device_latency_association(
-    enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS
-) -> DataFrame:
+def device_latency_association(cells: DataFrame) -> DataFrame:
     """One row (events, eta_squared, kruskal_h, kruskal_p_value) for page-load
-    time grouped by device_type, NULL device excluded.
+    time grouped by device_type, NULL device excluded, from latency_cells.
 
-    Scaling: events are never collected or sorted globally. They are reduced
-    once to cells = counts per (device_type, duration_ms). Average ranks come
+    Scaling: events are never collected or sorted globally. latency_cells are
+    summed to counts per (device_type, duration_ms). Average ranks come
     from a running count over the *distinct* durations (a window without
     partitionBy, which runs in one task, but over distinct millisecond values:
     bounded by the duration range, a few hundred thousand at most even for
     billions of events) joined back to the cells. Everything after that is one
-    linear chain over cells and then over device groups, so the plan scans the
-    events once (the counting exchange is reused by the ranking branch) and no
+    linear chain over cells and then over device groups, so the plan reads the
+    cells once (the counting exchange is reused by the ranking branch) and no
     optimizer pruning can fork it into separate rescans.
 
     Undefined cases give the row with NULL statistics instead of raising:
@@ -154,11 +161,9 @@ def device_latency_association(
     """
     # duration_ms is never NULL in silver; stating it makes both uses of the
     # cell counts plan-identical (the optimizer infers it for the join side
-    # only), so Spark reuses one exchange instead of scanning the events twice.
-    loads = page_loads(enriched, latency_actions).where(
-        F.col("device_type").isNotNull() & F.col("duration_ms").isNotNull()
-    )
-    cell_counts = loads.groupBy("device_type", "duration_ms").agg(F.count(F.lit(1)).alias("n"))
+    # only), so Spark reuses one exchange instead of reading the cells twice.
+    with_device = cells.where(F.col("device_type").isNotNull() & F.col("duration_ms").isNotNull())
+    cell_counts = with_device.groupBy("device_type", "duration_ms").agg(F.sum("n").alias("n"))
 
     # Average rank of a value = (#events below it) + (ties + 1) / 2; doubled so
     # it stays an exact long.

@@ -15,6 +15,7 @@ from spark_jobs.transforms.performance import (
     app_version_latency_overall,
     device_latency,
     device_latency_association,
+    latency_cells,
     page_loads,
     usage_anomalies,
 )
@@ -133,7 +134,7 @@ def test_app_version_latency_interpolates_between_order_statistics(latency_event
 def test_app_version_latency_overall_spans_dates(latency_events):
     # 1.0.0 over both days: [100,200,400,700,1000]; p95 at 3.8 -> 700+0.8*300.
     assert_rows(
-        app_version_latency_overall(latency_events, ("page_view",)),
+        app_version_latency_overall(latency_cells(latency_events, ("page_view",))),
         ["app_version", "events", *LATENCY_COLUMNS],
         [
             ("1.0.0", 5, 400.0, 940.0, 988.0),
@@ -145,7 +146,7 @@ def test_app_version_latency_overall_spans_dates(latency_events):
 def test_latency_actions_are_configurable(latency_events):
     # Counting edits and shares as page loads too changes the populations.
     assert_rows(
-        app_version_latency_overall(latency_events, ("page_view", "edit", "share")),
+        app_version_latency_overall(latency_cells(latency_events, ("page_view", "edit", "share"))),
         ["app_version", "events", *LATENCY_COLUMNS],
         [
             # [100,200,400,700,1000,5000]: p50 at 2.5 -> 550; p95 at 4.75 -> 1000+0.75*4000;
@@ -160,7 +161,7 @@ def test_latency_actions_are_configurable(latency_events):
 def test_device_latency_keeps_users_without_metadata_as_null_group(latency_events):
     # iPad [200,400]; iPhone [10,20,40,50,1000]; NULL [30,100,700].
     assert_rows(
-        device_latency(latency_events, ("page_view",)),
+        device_latency(latency_cells(latency_events, ("page_view",))),
         ["device_type", "events", "mean_ms", *LATENCY_COLUMNS],
         [
             ("iPad", 2, 300.0, 300.0, 390.0, 398.0),
@@ -199,7 +200,7 @@ def test_device_latency_association_matches_scipy(spark):
     reference = stats.kruskal(*groups.values())
 
     assert_rows(
-        device_latency_association(enriched_frame(spark, rows)),
+        device_latency_association(latency_cells(enriched_frame(spark, rows))),
         ASSOCIATION_COLUMNS,
         [(12, eta_squared(list(groups.values())), float(reference.statistic), float(reference.pvalue))],
     )
@@ -217,7 +218,7 @@ def test_device_latency_association_tie_heavy(spark):
     )
 
     assert_rows(
-        device_latency_association(enriched_frame(spark, association_events(groups))),
+        device_latency_association(latency_cells(enriched_frame(spark, association_events(groups)))),
         ASSOCIATION_COLUMNS,
         [(23, eta_squared(list(groups.values())), float(reference.statistic), float(reference.pvalue))],
     )
@@ -233,7 +234,7 @@ def test_device_latency_association_tie_heavy(spark):
 )
 def test_device_latency_association_undefined_statistics_are_null(spark, groups, events):
     assert_rows(
-        device_latency_association(enriched_frame(spark, association_events(groups))),
+        device_latency_association(latency_cells(enriched_frame(spark, association_events(groups)))),
         ASSOCIATION_COLUMNS,
         [(events, None, None, None)],
     )
