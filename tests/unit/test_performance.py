@@ -173,6 +173,32 @@ def test_device_latency_keeps_users_without_metadata_as_null_group(latency_event
     )
 
 
+def test_latency_tables_weigh_each_cell_by_its_page_loads(spark):
+    # iPad 100 ms three times (twice on 1.0.0, once on 2.0.0 on another day) and 400 ms once:
+    # the cells hold n = 2, 1 and 1; the tables must see [100, 100, 100, 400], not [100, 400].
+    rows = [
+        event(100, version="1.0.0", second=1),
+        event(100, version="1.0.0", second=2),
+        event(100, version="2.0.0", date=day(1)),
+        event(400, version="1.0.0", second=3),
+    ]
+    cells = latency_cells(enriched_frame(spark, rows))
+    assert sorted(tuple(r) for r in cells.collect()) == [("1.0.0", "iPad", 100, 2), ("1.0.0", "iPad", 400, 1),
+                                                         ("2.0.0", "iPad", 100, 1)]
+    # Four page loads: p95 at 2.85 -> 100+0.85*300; p99 at 2.97 -> 100+0.97*300.
+    assert_rows(
+        device_latency(cells),
+        ["device_type", "events", "mean_ms", *LATENCY_COLUMNS],
+        [("iPad", 4, 175.0, 100.0, 355.0, 391.0)],
+    )
+    # 1.0.0: [100, 100, 400]; p50 at 1 -> 100; p95 at 1.9 -> 100+0.9*300; p99 at 1.98 -> 100+0.98*300.
+    assert_rows(
+        app_version_latency_overall(cells),
+        ["app_version", "events", *LATENCY_COLUMNS],
+        [("1.0.0", 3, 100.0, 370.0, 394.0), ("2.0.0", 1, 100.0, 100.0, 100.0)],
+    )
+
+
 def eta_squared(groups: list[list[int]]) -> float:
     values = np.concatenate([np.asarray(g, dtype=float) for g in groups])
     grand_mean = values.mean()
