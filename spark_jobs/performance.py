@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     spark = build_spark_session(f"performance {args.run_id}")
 
     with job_run(spark, "performance", args.run_id, dates, args.branch) as run:
-        # The tables scan silver pruned to their columns and dates: cheaper than caching
-        # the shared columns (bench/results/before-after-engagement-performance.md).
+        # The per-date tables and the cells each scan silver pruned to their columns and
+        # dates: cheaper than caching the shared columns (bench/results/before-after-engagement-performance.md).
         enriched = read_table(spark, "silver.interactions_enriched")
         in_run = dates.contains(F.col("event_date"))
         days = dates.widened(days_after=BASELINE_DAYS)
