@@ -8,7 +8,6 @@ import json
 import re
 import time
 import traceback
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -82,7 +81,8 @@ def conform(df: DataFrame, table: str) -> DataFrame:
     missing = [name for name, _ in schema if name not in df.columns]
     if missing:
         raise ValueError(f"{table}: DataFrame lacks columns {missing}; it has {df.columns}")
-    return df.select(*[F.col(name).cast(type_) for name, type_ in schema])
+    # One expression list: a Column per field would cost two Py4J calls each.
+    return df.selectExpr(*[f"CAST(`{name}` AS {type_}) AS `{name}`" for name, type_ in schema])
 
 
 def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column, branch: str | None = None,
@@ -151,33 +151,40 @@ def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, b
 
 def stage_metrics(spark: SparkSession, job_group: str) -> dict:
     """Shuffle bytes, spill and max/median task time of the widest stage of the
-    Spark jobs run under ``job_group``, from the driver's REST API."""
+    Spark jobs run under ``job_group``.
+
+    Read in the driver from the status store that the Spark UI's REST API serves
+    (the same StageData and task quantiles), not over HTTP: the REST API's first
+    request in an application starts its web framework, about a second."""
     sc = spark.sparkContext
-    base = sc.uiWebUrl
-    if not base:
-        return {"available": False}
-    api = f"{base}/api/v1/applications/{sc.applicationId}"
-
-    def get(path: str):
-        with urllib.request.urlopen(api + path, timeout=60) as resp:
-            return json.load(resp)
-
     try:
-        stage_ids = sorted({s for j in get("/jobs") if j.get("jobGroup") == job_group for s in j["stageIds"]})
-        stages = [s for sid in stage_ids for s in get(f"/stages/{sid}") if s["status"] == "COMPLETE"]
+        tracker = sc.statusTracker()
+        stage_ids = sorted({s for j in tracker.getJobIdsForGroup(job_group) for s in tracker.getJobInfo(j).stageIds})
+        store, jvm, gateway = sc._jsc.sc().statusStore(), sc._jvm, sc._gateway
+        stages = []
+        for sid in stage_ids:
+            # stageData(stageId, details, taskStatus, withSummaries, unsortedQuantiles): every attempt
+            attempts = store.stageData(sid, False, jvm.java.util.ArrayList(), False, gateway.new_array(jvm.double, 0))
+            it = attempts.iterator()
+            while it.hasNext():
+                s = it.next()
+                if str(s.status()) == "COMPLETE":
+                    stages.append(s)
         if not stages:
             return {"available": False}
-        widest = max(stages, key=lambda s: (s["numTasks"], s.get("executorRunTime", 0)))
-        summary = get(f"/stages/{widest['stageId']}/{widest['attemptId']}/taskSummary?quantiles=0.5,1.0")
-        median, maximum = summary["executorRunTime"]
+        widest = max(stages, key=lambda s: (s.numTasks(), s.executorRunTime()))
+        quantiles = gateway.new_array(jvm.double, 2)
+        quantiles[0], quantiles[1] = 0.5, 1.0
+        run_time = store.taskSummary(widest.stageId(), widest.attemptId(), quantiles).get().executorRunTime()
+        median, maximum = run_time.apply(0), run_time.apply(1)
         return {
             "available": True,
             "stages": len(stages),
-            "shuffle_read_bytes": sum(s.get("shuffleReadBytes", 0) for s in stages),
-            "shuffle_write_bytes": sum(s.get("shuffleWriteBytes", 0) for s in stages),
-            "spill_bytes": sum(s.get("memoryBytesSpilled", 0) + s.get("diskBytesSpilled", 0) for s in stages),
-            "widest_stage_id": widest["stageId"],
-            "widest_stage_tasks": widest["numTasks"],
+            "shuffle_read_bytes": sum(s.shuffleReadBytes() for s in stages),
+            "shuffle_write_bytes": sum(s.shuffleWriteBytes() for s in stages),
+            "spill_bytes": sum(s.memoryBytesSpilled() + s.diskBytesSpilled() for s in stages),
+            "widest_stage_id": widest.stageId(),
+            "widest_stage_tasks": widest.numTasks(),
             "widest_stage_task_ms_median": median,
             "widest_stage_task_ms_max": maximum,
             "widest_stage_max_median_ratio": round(maximum / median, 3) if median else None,
