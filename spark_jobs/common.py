@@ -159,7 +159,8 @@ def stage_metrics(spark: SparkSession, job_group: str) -> dict:
     sc = spark.sparkContext
     try:
         tracker = sc.statusTracker()
-        stage_ids = sorted({s for j in tracker.getJobIdsForGroup(job_group) for s in tracker.getJobInfo(j).stageIds})
+        jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(job_group)]
+        stage_ids = sorted({s for job in jobs if job for s in job.stageIds})  # None: no longer retained
         store, jvm, gateway = sc._jsc.sc().statusStore(), sc._jvm, sc._gateway
         stages = []
         for sid in stage_ids:

@@ -371,19 +371,23 @@ def test_usage_anomalies_p95_needs_min_events_per_day(spark):
 
 def test_usage_anomalies_dau_series(spark):
     # DAU baseline of distinct users per day, then a day with 27 users each doing one event;
-    # events per user vary in the baseline so the events series stays unremarkable.
+    # events per user vary in the baseline so the overall events series stays unremarkable.
+    # u0's extra events are on a second version: u0 is still one user of the day.
     rows = []
     for d, users in enumerate(BASELINE, start=1):
         for u in range(users):
             rows.append(event(1, date=day(d), action="edit", user=f"u{u}"))
-        rows += [event(1, date=day(d), action="edit", user="u0", second=s) for s in range(1, 31 - users)]
+        rows += [event(1, date=day(d), action="edit", user="u0", version="2.0.0", second=s)
+                 for s in range(1, 31 - users)]
     rows += [event(1, date=day(8), action="edit", user=f"u{u}") for u in range(27)]
     # events: 30 every baseline day (constant, no row); day 8 = 27.
+    # 1.0.0's events: one per user, so its series is the DAU's; 2.0.0 has no day 8.
 
     assert_rows(
         anomalies(enriched_frame(spark, rows)),
         ANOMALY_COLUMNS,
-        [(day(8), "overall", "all", "dau", 27.0, 10.0, 4.0, 4.25, "critical")],
+        [(day(8), "app_version", "1.0.0", "events", 27.0, 10.0, 4.0, 4.25, "critical"),
+         (day(8), "overall", "all", "dau", 27.0, 10.0, 4.0, 4.25, "critical")],
     )
 
 
