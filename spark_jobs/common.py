@@ -158,6 +158,9 @@ def stage_metrics(spark: SparkSession, job_group: str) -> dict:
     request in an application starts its web framework, about a second."""
     sc = spark.sparkContext
     try:
+        # The listener bus fills the store asynchronously: without this, a job that
+        # asks right after its write may miss that write's last tasks.
+        sc._jsc.sc().listenerBus().waitUntilEmpty()
         tracker = sc.statusTracker()
         jobs = [tracker.getJobInfo(j) for j in tracker.getJobIdsForGroup(job_group)]
         stage_ids = sorted({s for job in jobs if job for s in job.stageIds})  # None: no longer retained

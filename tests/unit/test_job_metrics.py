@@ -16,8 +16,9 @@ def test_stage_metrics_are_the_figures_the_rest_api_serves(spark):
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
-    # Both read the status store, which the listener bus fills asynchronously.
-    sc._jsc.sc().listenerBus().waitUntilEmpty()
+    # Asked right after the action, as the enrich job asks: stage_metrics waits for the
+    # listener bus, so the REST API below reads the same, complete store.
+    metrics = stage_metrics(spark, group)
 
     api = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"
 
@@ -31,7 +32,7 @@ def test_stage_metrics_are_the_figures_the_rest_api_serves(spark):
     median, maximum = get(f"/stages/{widest['stageId']}/{widest['attemptId']}/taskSummary?quantiles=0.5,1.0")[
         "executorRunTime"]
 
-    assert stage_metrics(spark, group) == {
+    assert metrics == {
         "available": True,
         "stages": len(stages),
         "shuffle_read_bytes": sum(s["shuffleReadBytes"] for s in stages),
