@@ -85,14 +85,25 @@ PLAIN_INTERACTION_LINE = (
 )
 
 
-def plain_interactions(lines: DataFrame) -> DataFrame:
-    """What classify_interactions gives for the ``line``s of PLAIN_INTERACTION_LINE
-    (all accepted), without the CSV parser, whose cost it is to skip.
+def plain_lines(lines: DataFrame, irregular: DataFrame | None = None) -> DataFrame:
+    """The ``lines`` of PLAIN_INTERACTION_LINE. Given ``irregular``, what
+    irregular_lines took from the same ``lines``, the others: each line is then
+    looked up in a broadcast of them, which costs less than matching the pattern
+    a second time, so ``irregular`` must be small."""
+    if irregular is None:
+        return lines.where(F.col("line").rlike(PLAIN_INTERACTION_LINE))
+    # The pattern sees a line's text only: a text among the irregular lines is irregular wherever it occurs.
+    return lines.join(F.broadcast(irregular.select("line")), "line", "left_anti")
 
-    Input: ``line``, ``source_file`` and ``folder_date``, as read_csv_lines gives them.
+
+def plain_interactions(plain: DataFrame) -> DataFrame:
+    """What classify_interactions gives for ``plain`` lines (all accepted), without
+    the CSV parser, whose cost it is to skip.
+
+    Input: ``line``, ``source_file`` and ``folder_date`` of lines plain_lines took.
     """
     fields = F.split("line", ",")
-    raw = lines.where(F.col("line").rlike(PLAIN_INTERACTION_LINE)).select(
+    raw = plain.select(
         *[fields[i].alias(name) for i, name in enumerate(INTERACTION_FIELDS)],
         F.lit(None).cast("string").alias(CORRUPT), "source_file", "folder_date",
     )
@@ -107,7 +118,7 @@ def plain_interactions(lines: DataFrame) -> DataFrame:
 
 
 def irregular_lines(lines: DataFrame) -> DataFrame:
-    """The lines plain_interactions does not take, for the CSV parser."""
+    """The lines plain_lines does not take, for the CSV parser."""
     return lines.where(~F.col("line").rlike(PLAIN_INTERACTION_LINE))
 
 

@@ -129,13 +129,27 @@ def test_plain_lines_are_split_as_the_csv_reader_and_classifier_take_them(spark,
     path = _landing(tmp_path, {
         "a.csv": "\ufeff" + "\r\n".join(["", HEADER, *PLAIN_LINES, *IRREGULAR_LINES]) + "\r\n",
         "b.csv": "\n".join([HEADER.upper(), *PLAIN_LINES[:1]]), "c.csv": "\n\n", "d.csv": HEADER + "\n"})
-    assert [r.line for r in T.plain_interactions(spark.read.text(path).select(
-        F.col("value").alias("line"), F.lit("f").alias("source_file"), F.lit(None).alias("folder_date"))).select(
-        F.concat_ws(",", *T.INTERACTION_FIELDS).alias("line")).collect()] == PLAIN_LINES + PLAIN_LINES[:1]
+    lines = spark.read.text(path).select(
+        F.col("value").alias("line"), F.lit("f").alias("source_file"), F.lit(None).alias("folder_date"))
+    # By the pattern, and by looking each line up among the irregular ones.
+    for plain in (T.plain_lines(lines), T.plain_lines(lines, T.irregular_lines(lines))):
+        assert sorted(r.line for r in T.plain_interactions(plain).select(
+            F.concat_ws(",", *T.INTERACTION_FIELDS).alias("line")).collect()) == sorted(PLAIN_LINES + PLAIN_LINES[:1])
     classified, rejectable = _both_ways(spark, path)
+    assert "BroadcastHashJoin" in classified._jdf.queryExecution().executedPlan().toString()  # the lookup
     assert classified.count() == len(PLAIN_LINES) + 1 + len(IRREGULAR_LINES) - 3  # less the blank lines
     assert rejectable.count() == len(IRREGULAR_LINES) - 3  # only the parser's lines were checkpointed
     assert rejectable.where("reject_reason IS NULL").count() == 4  # quoted, leap day, empty action, backslash
+
+
+def test_without_the_lookup_plain_lines_are_matched_by_the_pattern_again(spark, tmp_path, monkeypatch):
+    import spark_jobs.ingest
+
+    monkeypatch.setattr(spark_jobs.ingest, "MAX_LOOKED_UP_IRREGULAR_BYTES", 0)
+    path = _landing(tmp_path, {"a.csv": "\n".join([HEADER, *PLAIN_LINES, *IRREGULAR_LINES])})
+    classified, rejectable = _both_ways(spark, path)
+    assert "BroadcastHashJoin" not in classified._jdf.queryExecution().executedPlan().toString()
+    assert classified.where("reject_reason IS NULL").count() == len(PLAIN_LINES) + 4
 
 
 def test_a_header_line_repeated_in_a_file_is_a_rejected_row(spark, tmp_path):
