@@ -15,31 +15,33 @@ def sessionize(enriched: DataFrame, gap_seconds: int = 1800) -> DataFrame:
     by_user = Window.partitionBy("user_id").orderBy(*EVENT_ORDER)
     gap_before = F.unix_timestamp("event_ts") - F.unix_timestamp(F.lag("event_ts").over(by_user))
     gap_after = F.unix_timestamp(F.lead("event_ts").over(by_user)) - F.unix_timestamp("event_ts")
-    starts = F.coalesce(gap_before > gap_seconds, F.lit(True)).cast("int")
-    numbered = enriched.select(
-        "user_id", "event_ts", "duration_ms", *SESSION_DIMENSIONS,
-        F.sum(starts).over(by_user.rowsBetween(Window.unboundedPreceding, 0)).alias("session_seq"),
-        # The last event in the contract's order is the one the next session starts after.
+    events = enriched.select(
+        "user_id", *EVENT_ORDER, *SESSION_DIMENSIONS,
+        F.row_number().over(by_user).alias("position"),
+        F.coalesce(gap_before > gap_seconds, F.lit(True)).alias("is_first"),
         F.coalesce(gap_after > gap_seconds, F.lit(True)).alias("is_last"),
     )
-    # device_type and country are constant per user in silver, so grouping by them
-    # adds no groups. Every aggregate has a fixed-width buffer, which keeps this a
-    # hash aggregate on the window's partitions (a max over strings or a struct
-    # would make Spark sort every event again).
-    sessions = numbered.groupBy("user_id", "session_seq", *SESSION_DIMENSIONS).agg(
-        F.min("event_ts").alias("session_start"),
-        F.max("event_ts").alias("session_end"),
-        F.count(F.lit(1)).alias("actions"),
-        F.max(F.when(F.col("is_last"), F.col("duration_ms"))).alias("last_duration_ms"),
-    )
-    elapsed_ms = (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1000
-    return sessions.select(
+    # Each session is read off its last event, the running values of the window
+    # carrying its first event's time and position: no aggregation of the events.
+    # Event times never decrease in this order, so the latest first event so far
+    # is the current session's.
+    so_far = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    last_events = events.select(
+        "*",
+        F.max(F.when(F.col("is_first"), F.col("event_ts"))).over(so_far).alias("session_start"),
+        F.max(F.when(F.col("is_first"), F.col("position"))).over(so_far).alias("first_position"),
+    ).where(F.col("is_last"))
+    actions = (F.col("position") - F.col("first_position") + 1).cast("long")
+    elapsed_ms = (F.unix_micros("event_ts") - F.unix_micros("session_start")) / 1000
+    # device_type and country are constant per user in silver; the last event's are the session's.
+    return last_events.select(
         session_id(F.col("user_id"), F.col("session_start")).alias("session_id"),
-        "user_id", "session_start", "session_end",
+        "user_id", "session_start",
+        F.col("event_ts").alias("session_end"),
         F.to_date("session_start").alias("session_date"),
-        "actions",
-        (elapsed_ms.cast("long") + F.col("last_duration_ms")).alias("session_duration_ms"),
-        (F.col("actions") == 1).alias("is_bounce"),
+        actions.alias("actions"),
+        (elapsed_ms.cast("long") + F.col("duration_ms")).alias("session_duration_ms"),
+        (actions == 1).alias("is_bounce"),
         "device_type", "country",
     )
 
