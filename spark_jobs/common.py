@@ -110,6 +110,26 @@ def read_table(spark: SparkSession, table: str) -> DataFrame:
     return spark.table(TABLES[table].identifier)
 
 
+def estimated_bytes(df: DataFrame) -> int:
+    """What Spark's optimizer estimates ``df`` to read (for Iceberg, from the
+    manifests of the files left after partition pruning), without running a job."""
+    return int(str(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
+
+
+# Below this much input, the job's queries are evaluated by Spark's interpreted
+# expressions instead of Java it generates and compiles for each query: on a few
+# MB the compiling costs more than it saves (a 1,000-event pipeline: 30 -> 26 s).
+CODEGEN_MIN_INPUT_BYTES = 8 * 1024 * 1024
+
+
+def plan_for_input_size(spark: SparkSession, input_bytes: int) -> bool:
+    """Sets code generation on or off for the job's input size; True when on."""
+    codegen = input_bytes >= CODEGEN_MIN_INPUT_BYTES
+    spark.conf.set("spark.sql.codegen.wholeStage", str(codegen).lower())
+    spark.conf.set("spark.sql.codegen.factoryMode", "FALLBACK" if codegen else "NO_CODEGEN")
+    return codegen
+
+
 @dataclass
 class JobRun:
     job: str

@@ -9,7 +9,8 @@ import sys
 
 from pyspark.sql import functions as F
 
-from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
+from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
+                               read_table, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import engagement as T
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
         # One scan and aggregation of the events; every table reads this rollup of them.
         enriched = read_table(spark, "silver.interactions_enriched")
+        run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(enriched))
         user_days = T.user_days(enriched, params.duration_cap_ms).localCheckpoint()
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
         daily = T.daily_engagement(user_days.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))

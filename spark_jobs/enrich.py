@@ -7,7 +7,8 @@ from dataclasses import asdict
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
-from spark_jobs.common import base_parser, job_run, parse_args, read_table, stage_metrics, write_table
+from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size, read_table,
+                               stage_metrics, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import enrich as T
 
@@ -29,15 +30,16 @@ def main(argv: list[str] | None = None) -> None:
     branch_suffix = f".branch_{args.branch}" if args.branch else ""
 
     with job_run(spark, "enrich", args.run_id, dates, args.branch) as run:
+        bronze = read_table(spark, "bronze.interactions").where(dates.contains(F.col("event_date")))
+        run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(bronze))
         write_table(spark, T.user_dim(read_table(spark, "bronze.user_metadata")), "silver.user_dim", F.lit(True), args.branch)
         dim = spark.table(f"iceberg.silver.user_dim{branch_suffix}")
-        dim_bytes = int(str(dim._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()))
+        dim_bytes = estimated_bytes(dim)
 
         # Observations (Spark's accumulator-backed metrics) count rows inside the
         # actions that run anyway, without another pass over the data.
         read_count = Observation("enrich_read")
-        interactions = (read_table(spark, "bronze.interactions").where(dates.contains(F.col("event_date")))
-                        .observe(read_count, F.count(F.lit(1)).alias("rows")))
+        interactions = bronze.observe(read_count, F.count(F.lit(1)).alias("rows"))
         hot = T.hot_keys(interactions, params.hot_key_min_share, params.max_hot_keys).collect()
         plan = T.choose_join_plan(dim_bytes, [r["user_id"] for r in hot], params)
         print(f"[enrich] join strategy {plan.strategy}: {plan.reason}")

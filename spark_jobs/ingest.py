@@ -9,8 +9,8 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import create_all
-from spark_jobs.common import DateRange, base_parser, job_run, parse_args, write_table
-from spark_jobs.landing import read_csv_lines, read_landing
+from spark_jobs.common import DateRange, base_parser, job_run, parse_args, plan_for_input_size, write_table
+from spark_jobs.landing import landing_bytes, read_csv_lines, read_landing
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import ingest as T
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         spark.conf.set(MIN_SPLITS_CONF, str(8 * spark.sparkContext.defaultParallelism))
     create_all(spark)  # first stage: every table exists before any parallel stage runs
     with job_run(spark, "ingest", args.run_id, dates, args.branch) as run:
+        run.metrics["codegen"] = plan_for_input_size(
+            spark, landing_bytes(spark, args.interactions) + landing_bytes(spark, args.metadata))
         classified, rejectable = classify_landing_interactions(spark, args.interactions, dates)
         accepted = F.col("reject_reason").isNull()
         row_date = F.when(accepted, F.col("event_date")).otherwise(F.coalesce("folder_date", "event_date"))

@@ -43,6 +43,13 @@ def _list_files(spark: SparkSession, path: str) -> tuple[list[str], list[str]]:
     return files, partitions
 
 
+def landing_bytes(spark: SparkSession, path: str) -> int:
+    """The size of the files under ``path``; 0 when it does not exist (the reader then says so)."""
+    hpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    return fs.getContentSummary(hpath).getLength() if fs.exists(hpath) else 0
+
+
 def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame:
     """String columns ``fields`` + ``_corrupt_record`` + ``source_file`` +
     ``folder_date`` (from a ``date=`` folder, else NULL). A ``date=`` tree is

@@ -8,7 +8,8 @@ import sys
 
 from pyspark.sql import functions as F
 
-from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
+from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
+                               read_table, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import performance as T
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         # The per-date tables and the cells each scan silver pruned to their columns and
         # dates: cheaper than caching the shared columns (bench/results/before-after-engagement-performance.md).
         enriched = read_table(spark, "silver.interactions_enriched")
+        run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(enriched))
         in_run = dates.contains(F.col("event_date"))
         days = dates.widened(days_after=BASELINE_DAYS)
         days_and_baselines = enriched.where(days.widened(days_before=BASELINE_DAYS).contains(F.col("event_date")))

@@ -9,7 +9,8 @@ import sys
 
 from pyspark.sql import functions as F
 
-from spark_jobs.common import base_parser, job_run, parse_args, read_table, write_table
+from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
+                               read_table, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import sessions as T
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with job_run(spark, "sessions", args.run_id, dates, args.branch) as run:
         enriched = read_table(spark, "silver.interactions_enriched")
+        run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(enriched))
         # Checkpointed, not cached: a cached plan keeps all spark.sql.shuffle.partitions
         # (AQE may not coalesce it), which costs 64 tasks per read even for a small run.
         sessions = T.sessionize(enriched, args.session_gap_seconds).localCheckpoint()

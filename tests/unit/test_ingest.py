@@ -147,7 +147,7 @@ def test_without_the_lookup_plain_lines_are_matched_by_the_pattern_again(spark, 
 
     monkeypatch.setattr(spark_jobs.ingest, "MAX_LOOKED_UP_IRREGULAR_BYTES", 0)
     path = _landing(tmp_path, {"a.csv": "\n".join([HEADER, *PLAIN_LINES, *IRREGULAR_LINES])})
-    classified, rejectable = _both_ways(spark, path)
+    classified, _ = _both_ways(spark, path)
     assert "BroadcastHashJoin" not in classified._jdf.queryExecution().executedPlan().toString()
     assert classified.where("reject_reason IS NULL").count() == len(PLAIN_LINES) + 4
 
