@@ -59,3 +59,25 @@ def test_first_affected_session_date_reaches_back_to_a_running_session(spark):
     sessions = T.sessionize(_events(spark))
     # B's session started 07-01 and is still going at midnight: a run for 07-02 must rewrite 07-01.
     assert T.first_affected_session_date(sessions, D(2023, 7, 2), 1800) == D(2023, 7, 1)
+
+
+def test_sessions_are_the_same_with_and_without_generated_code(spark):
+    from spark_jobs.common import CODEGEN_MIN_INPUT_BYTES, plan_for_input_size
+
+    def computed():
+        sessions = T.sessionize(_events(spark))
+        daily = T.session_daily(sessions)
+        rows = sorted(tuple(r) for r in sessions.collect()), sorted(tuple(r) for r in daily.collect())
+        return rows, daily._jdf.queryExecution().executedPlan().toString()
+
+    try:
+        assert plan_for_input_size(spark, CODEGEN_MIN_INPUT_BYTES - 1) is False
+        interpreted, plan = computed()
+        assert "*(" not in plan  # no whole-stage generated code
+        assert plan_for_input_size(spark, CODEGEN_MIN_INPUT_BYTES) is True
+        generated, plan = computed()
+        assert "*(" in plan
+    finally:
+        spark.conf.unset("spark.sql.codegen.wholeStage")
+        spark.conf.unset("spark.sql.codegen.factoryMode")
+    assert interpreted == generated and len(interpreted[0]) == 4
