@@ -118,7 +118,7 @@ def estimated_bytes(df: DataFrame) -> int:
 
 # Below this much input, the job's queries are evaluated by Spark's interpreted
 # expressions instead of Java it generates and compiles for each query: on a few
-# MB the compiling costs more than it saves (a 1,000-event pipeline: 30 -> 26 s).
+# MB the compiling costs more than it saves (a 1,000-event pipeline: 29 -> 26 s).
 CODEGEN_MIN_INPUT_BYTES = 8 * 1024 * 1024
 
 
