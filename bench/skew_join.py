@@ -179,21 +179,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hot-user-share", type=float, default=0.3,
                     help="share of all events the power users make together (the realistic default is 0.25 over 5)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--partitions", type=int, default=200, help="static shuffle partitions of every variant")
+    # About 2 MB of shuffle per partition at 4M events, so a median join task reads
+    # ~23k rows. At 200 partitions (11.5k rows) a task's fixed 20-27 ms and its
+    # jitter of about 50 ms were most of its time, and the maximum of AQE's 350
+    # tasks measured that jitter: a time ratio of 3.0-3.2 for a row ratio of 2.0.
+    ap.add_argument("--partitions", type=int, default=100, help="static shuffle partitions of every variant")
     # Enough buckets that one hot user's slice is smaller than a typical partition:
-    # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~11k per partition.
+    # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~23k per partition.
     ap.add_argument("--salt-buckets", type=int, default=128)
-    # A user with more events than a quarter of an average partition (1/800 of them)
-    # gets salted: two or three users just under that still fit in one partition.
-    ap.add_argument("--hot-key-min-share", type=float, default=0.00125)
+    # Default: a user with more events than a quarter of an average partition
+    # (1 / (4 x partitions) of them) gets salted; two or three users just under
+    # that still fit in one partition.
+    ap.add_argument("--hot-key-min-share", type=float)
     ap.add_argument("--master", default=os.environ.get("SPARK_MASTER", "local[*]"))
     ap.add_argument("--driver-memory", default=os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
     ap.add_argument("--variants", default="sort-merge,aqe-skew,salted,broadcast")
     ap.add_argument("--skip-ingest", action="store_true", help="reuse bronze from a previous run on the same data")
+    ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--report-from", type=Path, help="rebuild the report from the event logs of a previous result JSON")
     args = ap.parse_args(argv)
     if args.report_from:
         return rebuild(args.report_from)
+    if args.hot_key_min_share is None:
+        args.hot_key_min_share = 1 / (4 * args.partitions)
 
     os.environ["SPARK_SHUFFLE_PARTITIONS"] = str(args.partitions)
     prepare_platform()
@@ -240,9 +248,10 @@ def main(argv: list[str] | None = None) -> int:
               "finished_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "variants": {n: summarize(runs[n]) for n in order if n in wanted}, "runs": runs}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"skew-{args.events}.json").write_text(json.dumps(report, indent=1, default=str))
+    stem = RESULTS / f"skew-{args.events}{('-' + args.tag) if args.tag else ''}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
     md = markdown(report)
-    (RESULTS / f"skew-{args.events}.md").write_text(md)
+    stem.with_suffix(".md").write_text(md)
     print(md)
     naive = report["variants"].get("sort-merge", {}).get("join_max_median_warm") or 0
     if naive < 10:

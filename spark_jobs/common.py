@@ -8,9 +8,12 @@ import json
 import re
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
+from pyspark import inheritable_thread_target
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -103,6 +106,26 @@ def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column,
     if clustered_by_partition:
         writer = writer.option("distribution-mode", "none")
     writer.overwrite(replace)
+
+
+def side_by_side(spark: SparkSession, *actions: Callable[[], Any]) -> list[Any]:
+    """Runs independent Spark actions, such as the writes of a stage's small
+    tables, each from a driver thread of its own; returns their results in order.
+
+    A small table's write is mostly driver work (planning, the Iceberg commit and
+    its catalog round trips) around jobs of one or two tasks, so one at a time
+    leaves the cores idle; side by side, one's tasks run while another commits.
+    Each thread gets its own copy of the caller's local properties (job group,
+    pipeline stage): Spark sets a query's execution id in them. Every action
+    runs to its end, then the first failure is raised. The tables must exist:
+    concurrent CREATE NAMESPACE statements can race."""
+    with ThreadPoolExecutor(max_workers=len(actions)) as pool:
+        futures = [pool.submit(inheritable_thread_target(spark)(action)) for action in actions]
+        wait(futures)
+    for future in futures:
+        if future.exception() is not None:
+            raise future.exception()
+    return [future.result() for future in futures]
 
 
 def read_table(spark: SparkSession, table: str) -> DataFrame:

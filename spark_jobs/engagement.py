@@ -9,8 +9,9 @@ import sys
 
 from pyspark.sql import functions as F
 
+from iceberg_catalog.tables import STAGE_OUTPUTS, create_all
 from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
-                               read_table, write_table)
+                               read_table, side_by_side, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import engagement as T
 
@@ -31,18 +32,23 @@ def main(argv: list[str] | None = None) -> None:
         user_days = T.user_days(enriched, params.duration_cap_ms).localCheckpoint()
         days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
         daily = T.daily_engagement(user_days.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
-        write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
-                    days.contains(F.col("event_date")), args.branch)
-
         months = dates if dates.everything else type(dates)(dates.start.replace(day=1), _month_end(dates.end))
         monthly = T.monthly_active_users(user_days.where(months.contains(F.col("event_date"))))
-        write_table(spark, monthly, "gold.monthly_active_users", months.contains(F.col("month")), args.branch)
-
-        write_table(spark, T.power_users(user_days, params.power_user_fraction), "gold.power_users", F.lit(True),
-                    args.branch)
-        write_table(spark, T.cohort_retention(user_days), "gold.cohort_retention", F.lit(True), args.branch)
-        run.rows_in = user_days.where(dates.contains(F.col("event_date"))).agg(F.sum("events")).first()[0] or 0
-        run.rows_out = run.rows_in
+        # Four small tables from one rollup: written side by side (common.side_by_side).
+        create_all(spark, STAGE_OUTPUTS["engagement"])
+        *_, rows_in = side_by_side(
+            spark,
+            lambda: write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
+                                days.contains(F.col("event_date")), args.branch),
+            lambda: write_table(spark, monthly, "gold.monthly_active_users", months.contains(F.col("month")),
+                                args.branch),
+            lambda: write_table(spark, T.power_users(user_days, params.power_user_fraction), "gold.power_users",
+                                F.lit(True), args.branch),
+            lambda: write_table(spark, T.cohort_retention(user_days), "gold.cohort_retention", F.lit(True),
+                                args.branch),
+            lambda: user_days.where(dates.contains(F.col("event_date"))).agg(F.sum("events")).first()[0] or 0,
+        )
+        run.rows_in = run.rows_out = rows_in
         run.rows_rejected = 0
         run.metrics["params"] = vars(params)
 

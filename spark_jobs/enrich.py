@@ -7,8 +7,9 @@ from dataclasses import asdict
 from pyspark.sql import Observation
 from pyspark.sql import functions as F
 
+from iceberg_catalog.tables import create_all
 from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size, read_table,
-                               stage_metrics, write_table)
+                               side_by_side, stage_metrics, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import enrich as T
 
@@ -32,15 +33,20 @@ def main(argv: list[str] | None = None) -> None:
     with job_run(spark, "enrich", args.run_id, dates, args.branch) as run:
         bronze = read_table(spark, "bronze.interactions").where(dates.contains(F.col("event_date")))
         run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(bronze))
-        write_table(spark, T.user_dim(read_table(spark, "bronze.user_metadata")), "silver.user_dim", F.lit(True), args.branch)
-        dim = spark.table(f"iceberg.silver.user_dim{branch_suffix}")
-        dim_bytes = estimated_bytes(dim)
-
         # Observations (Spark's accumulator-backed metrics) count rows inside the
         # actions that run anyway, without another pass over the data.
         read_count = Observation("enrich_read")
         interactions = bronze.observe(read_count, F.count(F.lit(1)).alias("rows"))
-        hot = T.hot_keys(interactions, params.hot_key_min_share, params.max_hot_keys).collect()
+        # The dimension's small write beside the events' hot-key count (common.side_by_side).
+        create_all(spark, ["silver.user_dim"])
+        _, hot = side_by_side(
+            spark,
+            lambda: write_table(spark, T.user_dim(read_table(spark, "bronze.user_metadata")), "silver.user_dim",
+                                F.lit(True), args.branch),
+            lambda: T.hot_keys(interactions, params.hot_key_min_share, params.max_hot_keys).collect(),
+        )
+        dim = spark.table(f"iceberg.silver.user_dim{branch_suffix}")
+        dim_bytes = estimated_bytes(dim)
         plan = T.choose_join_plan(dim_bytes, [r["user_id"] for r in hot], params)
         print(f"[enrich] join strategy {plan.strategy}: {plan.reason}")
 

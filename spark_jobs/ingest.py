@@ -9,7 +9,8 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import create_all
-from spark_jobs.common import DateRange, base_parser, job_run, parse_args, plan_for_input_size, write_table
+from spark_jobs.common import (DateRange, base_parser, job_run, parse_args, plan_for_input_size, side_by_side,
+                               write_table)
 from spark_jobs.landing import landing_bytes, read_csv_lines, read_landing
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import ingest as T
@@ -51,14 +52,6 @@ def main(argv: list[str] | None = None) -> None:
             F.sum((~in_run).cast("long")).alias("out_of_range"),
             *_reason_counts(T.INTERACTION_REASONS, in_run),
         )
-        # The counts come from the first pass only.
-        write_table(spark, T.accepted_interactions(observed.where(in_run)), "bronze.interactions",
-                    dates.contains(F.col("event_date")), args.branch)
-        write_table(spark, T.rejected_interactions(rejectable.where(in_run), args.run_id), "bronze.rejected_rows",
-                    (F.col("dataset") == "user_interactions")
-                    & (dates.contains(F.col("event_date")) | F.col("event_date").isNull()), args.branch)
-        c = counts.get
-
         meta = T.classify_metadata(read_landing(spark, args.metadata, T.METADATA_FIELDS, DateRange()))
         meta_counts = Observation("metadata")
         meta = meta.observe(meta_counts, F.count(F.lit(1)).alias("rows_read"),
@@ -66,10 +59,23 @@ def main(argv: list[str] | None = None) -> None:
                             F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("rejected"),
                             *_reason_counts(T.METADATA_REASONS, F.lit(True)))
         meta = meta.persist(StorageLevel.MEMORY_AND_DISK)
-        write_table(spark, T.accepted_metadata(meta), "bronze.user_metadata", F.lit(True), args.branch)
-        write_table(spark, T.rejected_metadata(meta, args.run_id), "bronze.rejected_rows",
-                    F.col("dataset") == "user_metadata", args.branch)
+        # The metadata's small jobs and commit run beside the events' write (common.side_by_side).
+        # The counts come from the first pass only.
+        side_by_side(
+            spark,
+            lambda: write_table(spark, T.accepted_interactions(observed.where(in_run)), "bronze.interactions",
+                                dates.contains(F.col("event_date")), args.branch),
+            lambda: write_table(spark, T.accepted_metadata(meta), "bronze.user_metadata", F.lit(True), args.branch),
+        )
+        # Both datasets' rejected rows in one commit.
+        rejected = T.rejected_interactions(rejectable.where(in_run), args.run_id).unionByName(
+            T.rejected_metadata(meta, args.run_id))
+        write_table(spark, rejected, "bronze.rejected_rows",
+                    ((F.col("dataset") == "user_interactions")
+                     & (dates.contains(F.col("event_date")) | F.col("event_date").isNull()))
+                    | (F.col("dataset") == "user_metadata"), args.branch)
         meta.unpersist()
+        c = counts.get
         m = meta_counts.get
 
         run.rows_in = (c["accepted"] or 0) + (c["rejected"] or 0)

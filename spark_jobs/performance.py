@@ -8,8 +8,9 @@ import sys
 
 from pyspark.sql import functions as F
 
+from iceberg_catalog.tables import STAGE_OUTPUTS, create_all
 from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
-                               read_table, write_table)
+                               read_table, side_by_side, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import performance as T
 
@@ -39,23 +40,30 @@ def main(argv: list[str] | None = None) -> None:
         in_run = dates.contains(F.col("event_date"))
         days = dates.widened(days_after=BASELINE_DAYS)
         days_and_baselines = enriched.where(days.widened(days_before=BASELINE_DAYS).contains(F.col("event_date")))
-        # Per (date, version) percentiles once, for their table and the anomalies' p95 series;
-        # materialised because both read them (a few rows per date and version).
-        version_latency = T.app_version_latency(days_and_baselines, actions).localCheckpoint()
-        write_table(spark, version_latency.where(in_run), "gold.app_version_latency", in_run, args.branch)
+        # Per (date, version) event counts and percentiles once, for app_version_latency
+        # and the anomalies' version series; materialised because both read them (a row
+        # per date and version).
+        per_version_day = T.version_days(days_and_baselines, actions).localCheckpoint()
         # The three all-dates tables from one scan: page loads counted per version, device
         # and duration, materialised because all three read them (200k rows at 10M events).
         cells = T.latency_cells(enriched, actions).localCheckpoint()
-        write_table(spark, T.app_version_latency_overall(cells), "gold.app_version_latency_overall",
-                    F.lit(True), args.branch)
-        write_table(spark, T.device_latency(cells), "gold.device_latency", F.lit(True), args.branch)
-        write_table(spark, T.device_latency_association(cells), "gold.device_latency_association",
-                    F.lit(True), args.branch)
-        anomalies = T.usage_anomalies(days_and_baselines, version_latency, params.anomaly_min_events)
-        write_table(spark, anomalies.where(days.contains(F.col("event_date"))), "gold.usage_anomalies",
-                    days.contains(F.col("event_date")), args.branch)
-        run.rows_in = enriched.where(in_run).count()
-        run.rows_out, run.rows_rejected = run.rows_in, 0
+        anomalies = T.usage_anomalies(days_and_baselines, per_version_day, params.anomaly_min_events)
+        # Five small tables: written side by side (common.side_by_side).
+        create_all(spark, STAGE_OUTPUTS["performance"])
+        *_, rows_in = side_by_side(
+            spark,
+            lambda: write_table(spark, T.app_version_latency(per_version_day.where(in_run)),
+                                "gold.app_version_latency", in_run, args.branch),
+            lambda: write_table(spark, T.app_version_latency_overall(cells), "gold.app_version_latency_overall",
+                                F.lit(True), args.branch),
+            lambda: write_table(spark, T.device_latency(cells), "gold.device_latency", F.lit(True), args.branch),
+            lambda: write_table(spark, T.device_latency_association(cells), "gold.device_latency_association",
+                                F.lit(True), args.branch),
+            lambda: write_table(spark, anomalies.where(days.contains(F.col("event_date"))), "gold.usage_anomalies",
+                                days.contains(F.col("event_date")), args.branch),
+            lambda: enriched.where(in_run).count(),
+        )
+        run.rows_in, run.rows_out, run.rows_rejected = rows_in, rows_in, 0
         run.metrics.update({"latency_actions": list(actions), "anomaly_min_events": params.anomaly_min_events})
 
 

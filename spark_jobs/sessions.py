@@ -9,8 +9,9 @@ import sys
 
 from pyspark.sql import functions as F
 
+from iceberg_catalog.tables import STAGE_OUTPUTS, create_all
 from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
-                               read_table, write_table)
+                               read_table, side_by_side, write_table)
 from spark_jobs.session import build_spark_session
 from spark_jobs.transforms import sessions as T
 
@@ -35,9 +36,15 @@ def main(argv: list[str] | None = None) -> None:
             replace = F.col("session_date") >= F.lit(first)
             run.metrics["first_rewritten_session_date"] = str(first)
         scoped = sessions.where(replace)
-        write_table(spark, scoped, "gold.sessions", replace, args.branch)
-        write_table(spark, T.session_daily(scoped), "gold.session_daily", replace, args.branch)
-        counts = scoped.agg(F.count(F.lit(1)).alias("sessions"), F.sum("actions").alias("events")).collect()[0]
+        # Both tables and the counts read the checkpointed sessions: side by side,
+        # one's tasks fill the cores another's last wave leaves idle.
+        create_all(spark, STAGE_OUTPUTS["sessions"])
+        _, _, counts = side_by_side(
+            spark,
+            lambda: write_table(spark, scoped, "gold.sessions", replace, args.branch),
+            lambda: write_table(spark, T.session_daily(scoped), "gold.session_daily", replace, args.branch),
+            lambda: scoped.agg(F.count(F.lit(1)).alias("sessions"), F.sum("actions").alias("events")).first(),
+        )
         run.rows_in, run.rows_out, run.rows_rejected = counts["events"] or 0, counts["sessions"], 0
 
 

@@ -3,7 +3,7 @@ association and z-score anomalies on daily usage series (METRICS.md, "Performanc
 
 Every function is ``DataFrame -> DataFrame`` over ``silver.interactions_enriched``
 and does no I/O; parameters come in as keyword arguments so jobs can chain them
-with ``enriched.transform(app_version_latency, latency_actions=...)``.
+with ``enriched.transform(version_days, latency_actions=...)``.
 
 Percentiles are Spark SQL's exact ``percentile`` (linear interpolation between
 order statistics at position (n-1)*q), the same definition as DuckDB's
@@ -46,15 +46,13 @@ def page_loads(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LAT
     return enriched.where(F.col("action_type").isin(list(latency_actions)))
 
 
-def _latency_percentiles(frequency: Column | None = None) -> list[Column]:
-    """events and the quantiles of duration_ms: over page-load rows, or over
-    latency_cells with ``frequency`` = their count (the same value->count map)."""
-    # One array-valued percentile keeps a single value->count map per group
-    # instead of three; the result is identical to three scalar calls.
+def _latency_percentiles(values: Column, frequency: Column | None = None) -> Column:
+    """The p50, p95 and p99 of ``values`` as one array: a single value->count map
+    per group instead of three, with the same result as three scalar calls. With
+    ``frequency``, each row counts that many times (latency_cells)."""
     quantiles = F.array(*[F.lit(q) for q in LATENCY_QUANTILES])
-    if frequency is None:
-        return [F.count(F.lit(1)).alias("events"), F.percentile("duration_ms", quantiles).alias("_quantiles")]
-    return [F.sum(frequency).alias("events"), F.percentile("duration_ms", quantiles, frequency).alias("_quantiles")]
+    args = (values, quantiles) if frequency is None else (values, quantiles, frequency)
+    return F.percentile(*args).alias("_quantiles")
 
 
 def _percentile_columns() -> list[Column]:
@@ -65,14 +63,27 @@ def _percentile_columns() -> list[Column]:
     ]
 
 
-def app_version_latency(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
-    """(event_date, app_version, events, p50_ms, p95_ms, p99_ms) over page loads."""
+def version_days(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
+    """(event_date, app_version, all_events, events, p50_ms, p95_ms, p99_ms): per
+    date and version, every event counted, and the count and percentiles of its
+    page loads (NULL percentiles where it has none).
+
+    One aggregation for app_version_latency and the anomalies' version series:
+    a percentile skips NULLs, so the page loads are picked inside it instead of
+    by a filter in front of it that would need a scan of its own."""
+    load_ms = F.when(F.col("action_type").isin(list(latency_actions)), F.col("duration_ms"))
     return (
-        page_loads(enriched, latency_actions)
-        .groupBy("event_date", "app_version")
-        .agg(*_latency_percentiles())
-        .select("event_date", "app_version", "events", *_percentile_columns())
+        enriched.groupBy("event_date", "app_version")
+        .agg(F.count(F.lit(1)).alias("all_events"), F.count(load_ms).alias("events"),
+             _latency_percentiles(load_ms))
+        .select("event_date", "app_version", "all_events", "events", *_percentile_columns())
     )
+
+
+def app_version_latency(version_days: DataFrame) -> DataFrame:
+    """(event_date, app_version, events, p50_ms, p95_ms, p99_ms) over page loads, from version_days."""
+    return version_days.where(F.col("events") > 0).select(
+        "event_date", "app_version", "events", "p50_ms", "p95_ms", "p99_ms")
 
 
 def latency_cells(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:
@@ -91,7 +102,7 @@ def app_version_latency_overall(cells: DataFrame) -> DataFrame:
     """(app_version, events, p50_ms, p95_ms, p99_ms) over page loads of all dates, from latency_cells."""
     return (
         cells.groupBy("app_version")
-        .agg(*_latency_percentiles(F.col("n")))
+        .agg(F.sum("n").alias("events"), _latency_percentiles(F.col("duration_ms"), F.col("n")))
         .select("app_version", "events", *_percentile_columns())
     )
 
@@ -102,7 +113,8 @@ def device_latency(cells: DataFrame) -> DataFrame:
     return (
         cells.groupBy("device_type")
         # Exact long sum, then one division: the correctly rounded mean.
-        .agg(*_latency_percentiles(F.col("n")), F.sum(F.col("n") * F.col("duration_ms")).alias("_sum_ms"))
+        .agg(F.sum("n").alias("events"), _latency_percentiles(F.col("duration_ms"), F.col("n")),
+             F.sum(F.col("n") * F.col("duration_ms")).alias("_sum_ms"))
         .select(
             "device_type",
             "events",
@@ -229,14 +241,13 @@ def device_latency_association(cells: DataFrame) -> DataFrame:
     )
 
 
-def _daily_usage_series(enriched: DataFrame, version_latency: DataFrame, min_events: int) -> DataFrame:
+def _daily_usage_series(enriched: DataFrame, version_days: DataFrame, min_events: int) -> DataFrame:
     """(event_date, dimension, dimension_value, metric, value) for the four
     series; a series has a point only on days where it is defined."""
-    overall = enriched.groupBy("event_date").agg(
-        F.count(F.lit(1)).cast("double").alias("events"),
-        F.countDistinct("user_id").cast("double").alias("dau"),
-    )
-    overall_points = overall.select(
+    # A day's events are the sum over its versions; its users need the events themselves.
+    day_events = version_days.groupBy("event_date").agg(F.sum("all_events").cast("double").alias("events"))
+    day_users = enriched.groupBy("event_date").agg(F.countDistinct("user_id").cast("double").alias("dau"))
+    overall_points = day_events.join(day_users, "event_date").select(
         "event_date",
         F.lit("overall").alias("dimension"),
         F.lit("all").alias("dimension_value"),
@@ -248,12 +259,10 @@ def _daily_usage_series(enriched: DataFrame, version_latency: DataFrame, min_eve
         ).alias("point"),
     ).select("event_date", "dimension", "dimension_value", "point.metric", "point.value")
 
-    version_events = enriched.groupBy("event_date", "app_version").agg(
-        F.count(F.lit(1)).cast("double").alias("value")
-    )
-    # app_version_latency's events are the day's page loads of the version. Too
-    # few make a p95 too noisy to be a point of the series at all.
-    version_p95 = version_latency.where(F.col("events") >= min_events).select(
+    version_events = version_days.select("event_date", "app_version", F.col("all_events").alias("value"))
+    # version_days' events are the day's page loads of the version. Too few make
+    # a p95 too noisy to be a point of the series at all.
+    version_p95 = version_days.where(F.col("events") >= min_events).select(
         "event_date", "app_version", F.col("p95_ms").alias("value"))
 
     def version_series(points: DataFrame, metric: str) -> DataFrame:
@@ -272,7 +281,7 @@ def _daily_usage_series(enriched: DataFrame, version_latency: DataFrame, min_eve
 
 def usage_anomalies(
     enriched: DataFrame,
-    version_latency: DataFrame,
+    version_days: DataFrame,
     min_events: int = 20,
     baseline_days: int = 14,
     min_baseline_points: int = 7,
@@ -282,9 +291,10 @@ def usage_anomalies(
     baseline_std, z_score, severity) for points whose |z| against the same
     series' previous ``baseline_days`` calendar days reaches ``z_threshold``.
 
-    ``version_latency`` is ``app_version_latency`` of the same events: its p95
-    is the p95 series, so the job computes those percentiles once for both."""
-    series = _daily_usage_series(enriched, version_latency, min_events).withColumn(
+    ``version_days`` is version_days of the same events: its event counts and
+    p95 are the version series, so the job aggregates them once for both this
+    and app_version_latency."""
+    series = _daily_usage_series(enriched, version_days, min_events).withColumn(
         "day_number", F.unix_date("event_date")
     )
     # A range frame over the day number counts calendar days, so missing days

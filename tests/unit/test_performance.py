@@ -18,6 +18,7 @@ from spark_jobs.transforms.performance import (
     latency_cells,
     page_loads,
     usage_anomalies,
+    version_days,
 )
 
 ENRICHED_SCHEMA = StructType(
@@ -121,7 +122,7 @@ def test_app_version_latency_interpolates_between_order_statistics(latency_event
     # 200+0.5*200; p95 at 2.85 -> 400+0.85*600; p99 at 2.97 -> 400+0.97*600.
     # [10..50]: p50 at 2 -> 30; p95 at 3.8 -> 40+0.8*10; p99 at 3.96 -> 40+0.96*10.
     assert_rows(
-        app_version_latency(latency_events),
+        app_version_latency(version_days(latency_events)),
         ["event_date", "app_version", "events", *LATENCY_COLUMNS],
         [
             (day(0), "1.0.0", 4, 300.0, 910.0, 982.0),
@@ -129,6 +130,28 @@ def test_app_version_latency_interpolates_between_order_statistics(latency_event
             (day(0), "2.0.0", 5, 30.0, 48.0, 49.6),
         ],
     )
+
+
+def test_version_days_count_every_event_and_the_page_loads_apart(spark, latency_events):
+    # all_events counts the edit and the share too; a (date, version) with events
+    # but no page load keeps its count, with 0 page loads and no percentiles, and
+    # app_version_latency leaves it out.
+    only_edits = enriched_frame(spark, [event(5, version="3.0.0", action="edit", second=s) for s in range(3)])
+    assert_rows(
+        version_days(latency_events.unionByName(only_edits)),
+        ["event_date", "app_version", "all_events", "events", *LATENCY_COLUMNS],
+        [
+            (day(0), "1.0.0", 5, 4, 300.0, 910.0, 982.0),
+            (day(1), "1.0.0", 1, 1, 700.0, 700.0, 700.0),
+            (day(0), "2.0.0", 6, 5, 30.0, 48.0, 49.6),
+            (day(0), "3.0.0", 3, 0, None, None, None),
+        ],
+    )
+    assert app_version_latency(version_days(only_edits)).count() == 0
+    # Another latency action: the edit's 5000 ms is the only page load of 1.0.0 on day 0.
+    edits = version_days(latency_events, ("edit",)).where("app_version = '1.0.0' AND event_date = '2024-01-01'")
+    assert [tuple(r) for r in edits.select("all_events", "events", *LATENCY_COLUMNS).collect()] == [
+        (5, 1, 5000.0, 5000.0, 5000.0)]
 
 
 def test_app_version_latency_overall_spans_dates(latency_events):
@@ -292,7 +315,7 @@ def daily_events(counts_by_day: dict[int, int], version: str, action: str = "edi
 
 
 def anomalies(enriched: DataFrame, **params) -> DataFrame:
-    return usage_anomalies(enriched, app_version_latency(enriched), **params)
+    return usage_anomalies(enriched, version_days(enriched), **params)
 
 
 def test_usage_anomalies_severity_bands(spark):
