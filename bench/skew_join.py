@@ -179,13 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hot-user-share", type=float, default=0.3,
                     help="share of all events the power users make together (the realistic default is 0.25 over 5)")
     ap.add_argument("--repeats", type=int, default=3)
-    # About 2 MB of shuffle per partition at 4M events, so a median join task reads
-    # ~23k rows. At 200 partitions (11.5k rows) a task's fixed 20-27 ms and its
-    # jitter of about 50 ms were most of its time, and the maximum of AQE's 350
-    # tasks measured that jitter: a time ratio of 3.0-3.2 for a row ratio of 2.0.
-    ap.add_argument("--partitions", type=int, default=100, help="static shuffle partitions of every variant")
+    # 200: at 100 (session 14, skew-4000000-s14.md) AQE's largest piece still held
+    # twice the median's rows, and its time ratio rose from 3.0-3.2 to 4.3.
+    ap.add_argument("--partitions", type=int, default=200, help="static shuffle partitions of every variant")
     # Enough buckets that one hot user's slice is smaller than a typical partition:
-    # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~23k per partition.
+    # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~11k per partition.
     ap.add_argument("--salt-buckets", type=int, default=128)
     # Default: a user with more events than a quarter of an average partition
     # (1 / (4 x partitions) of them) gets salted; two or three users just under
