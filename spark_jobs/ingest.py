@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> None:
                             *_reason_counts(T.METADATA_REASONS, F.lit(True)))
         meta = meta.persist(StorageLevel.MEMORY_AND_DISK)
         # The metadata's small jobs and commit run beside the events' write (common.side_by_side).
-        # The counts come from the first pass only.
         side_by_side(
             spark,
+            # The interaction counts come from this pass only.
             lambda: write_table(spark, T.accepted_interactions(observed.where(in_run)), "bronze.interactions",
                                 dates.contains(F.col("event_date")), args.branch),
             lambda: write_table(spark, T.accepted_metadata(meta), "bronze.user_metadata", F.lit(True), args.branch),
