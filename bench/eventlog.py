@@ -66,6 +66,7 @@ class StageStats:
     task_run_ms: list[int] = field(default_factory=list)
     task_launch_ms: list[int] = field(default_factory=list)         # parallel to task_run_ms
     task_shuffle_records: list[int] = field(default_factory=list)   # shuffle records read, per task
+    task_shuffle_read_bytes: list[int] = field(default_factory=list)  # shuffle bytes read, per task
     gc_ms: int = 0
     shuffle_read_bytes: int = 0
     shuffle_write_bytes: int = 0
@@ -104,6 +105,7 @@ class StageStats:
             "run_ms_total": sum(times), "gc_ms": self.gc_ms,
             "task_shuffle_records_max": max(self.task_shuffle_records, default=None),
             "task_shuffle_records_median": statistics.median(self.task_shuffle_records) if self.task_shuffle_records else None,
+            "task_shuffle_read_bytes_median": statistics.median(self.task_shuffle_read_bytes) if self.task_shuffle_read_bytes else None,
             "shuffle_read_bytes": self.shuffle_read_bytes, "shuffle_write_bytes": self.shuffle_write_bytes,
             "memory_spilled_bytes": self.memory_spilled, "disk_spilled_bytes": self.disk_spilled,
             "input_bytes": self.input_bytes, "input_records": self.input_records,
@@ -223,7 +225,8 @@ def summarize(app_path: Path) -> AppStats:
             s.task_launch_ms.append((e.get("Task Info") or {}).get("Launch Time", 0))
             s.gc_ms += m.get("JVM GC Time", 0)
             sr, sw, inp = m.get("Shuffle Read Metrics") or {}, m.get("Shuffle Write Metrics") or {}, m.get("Input Metrics") or {}
-            s.shuffle_read_bytes += sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0)
+            s.task_shuffle_read_bytes.append(sr.get("Remote Bytes Read", 0) + sr.get("Local Bytes Read", 0))
+            s.shuffle_read_bytes += s.task_shuffle_read_bytes[-1]
             s.task_shuffle_records.append(sr.get("Total Records Read", 0))
             s.shuffle_write_bytes += sw.get("Shuffle Bytes Written", 0)
             s.memory_spilled += m.get("Memory Bytes Spilled", 0)

@@ -1,7 +1,7 @@
 """Skew-join evidence: the enrich join of skewed realistic events to silver.user_dim,
 four ways, with Spark's own size-based broadcast disabled (the enrich job does that).
 
-    python -m bench.skew_join --repeats 3      # `make bench-skew`: 4M events, 2 power users with 30%
+    python -m bench.skew_join --repeats 3      # `make bench-skew`: 8M events, 2 power users with 30%
 
   sort-merge  --join-strategy shuffle; AQE skew handling effectively off
               (skew thresholds far above the data)
@@ -33,8 +33,8 @@ from bench import eventlog
 from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
                        run_stage)
 
-# 2-3 row groups, so map tasks, per day file of the default data; 1 MB gave 23,
-# which made every scan of bronze several times slower.
+# 4-6 row groups, so map tasks, per day file of the default data (2-3 at 4M events,
+# where 1 MB gave 23, which made every scan of bronze several times slower).
 BRONZE_ROW_GROUP_BYTES = 2 << 20
 NO_COALESCE = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
@@ -48,16 +48,18 @@ SKEW_OFF = {
 }
 
 
-def aqe_skew_conf(partition_bytes: int) -> dict:
-    """AQE skew join at this data's scale: a partition is skewed above 2x the median
-    and above the mean partition; it is split into pieces of about half a mean
-    partition, a size that also keeps AQE from coalescing the ordinary partitions."""
+def aqe_skew_conf(median_partition_bytes: int) -> dict:
+    """AQE skew join at this data's scale: a partition is skewed above 1.25 times the
+    median partition, and split into pieces of about the median. With the factor at
+    2, partitions of moderately heavy users, up to twice the median, were left whole
+    and made the largest tasks (session 15). The advisory size also keeps AQE from
+    coalescing the ordinary partitions."""
     return {
         "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
         "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
-        "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(max(partition_bytes // 2, 1024)),
-        "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "2",
-        "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(max(partition_bytes, 1024)),
+        "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(max(median_partition_bytes, 1024)),
+        "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "1.25",
+        "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(max(int(median_partition_bytes * 1.25), 1024)),
     }
 
 
@@ -85,6 +87,7 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
         "group_shuffle_read_bytes": sum(s.shuffle_read_bytes for s in stages),
         "group_spill_bytes": sum(s.memory_spilled + s.disk_spilled for s in stages),
         "join_stage_shuffle_read_bytes": d["shuffle_read_bytes"],
+        "join_task_read_bytes_median": d["task_shuffle_read_bytes_median"],
         # Rows per task: the skew itself, independent of how busy the machine was.
         "join_rows_max": d["task_shuffle_records_max"], "join_rows_median": d["task_shuffle_records_median"],
         "join_rows_max_median": round(d["task_shuffle_records_max"] / d["task_shuffle_records_median"], 2)
@@ -168,7 +171,10 @@ def rebuild(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=4_000_000)
+    # 8M events in 100 partitions: join tasks of ~45k rows, so that the JVM's warm-up in
+    # the stage's first waves (100-150 ms a task) weighs less against the median task
+    # (docs/performance.md, "Skew join", session 15).
+    ap.add_argument("--events", type=int, default=8_000_000)
     ap.add_argument("--users", type=int, default=20_000)
     # One bronze file per day. AQE splits a skewed partition only between map outputs, so
     # more days cut it finer, but each join task then fetches more blocks: at 90 days that
@@ -179,11 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hot-user-share", type=float, default=0.3,
                     help="share of all events the power users make together (the realistic default is 0.25 over 5)")
     ap.add_argument("--repeats", type=int, default=3)
-    # 200: at 100 (session 14, skew-4000000-s14.md) AQE's largest piece still held
-    # twice the median's rows, and its time ratio rose from 3.0-3.2 to 4.3.
-    ap.add_argument("--partitions", type=int, default=200, help="static shuffle partitions of every variant")
+    ap.add_argument("--partitions", type=int, default=100, help="static shuffle partitions of every variant")
     # Enough buckets that one hot user's slice is smaller than a typical partition:
-    # at 4M events a power user's 600k events in 128 slices of ~4.7k, against ~11k per partition.
+    # at 8M events a power user's 1.2M events in 128 slices of ~9.4k, against ~47k per partition.
     ap.add_argument("--salt-buckets", type=int, default=128)
     # Default: a user with more events than a quarter of an average partition
     # (1 / (4 x partitions) of them) gets salted; two or three users just under
@@ -214,18 +218,17 @@ def main(argv: list[str] | None = None) -> int:
 
     wanted = args.variants.split(",")
     runs: dict[str, list[dict]] = {}
-    # The naive join first: its join stage's shuffle read sizes AQE's thresholds.
+    # The naive join first: its median join task's shuffle read sizes AQE's thresholds.
     order = ["sort-merge"] + [v for v in wanted if v != "sort-merge"]
     for name in order:
         for i in range(args.repeats):
             if name == "sort-merge":
                 r = run_variant(name, "shuffle", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
             elif name == "aqe-skew":
-                naive = runs["sort-merge"]
-                per_partition = int(statistics.median(
-                    [(x.get("join_stage_shuffle_read_bytes") or 0) for x in naive]) / args.partitions)
-                r = run_variant(name, "shuffle", aqe_skew_conf(per_partition), landing, args, stamp, i)
-                r["aqe_conf"] = aqe_skew_conf(per_partition)
+                median_partition = int(statistics.median(
+                    [x.get("join_task_read_bytes_median") or 0 for x in runs["sort-merge"]]))
+                r = run_variant(name, "shuffle", aqe_skew_conf(median_partition), landing, args, stamp, i)
+                r["aqe_conf"] = aqe_skew_conf(median_partition)
             elif name == "salted":
                 r = run_variant(name, "salted", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
             elif name == "broadcast":
