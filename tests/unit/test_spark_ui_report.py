@@ -1,6 +1,8 @@
-"""bench.spark_ui_report reads a real Spark event log and flags sort-based aggregates."""
+"""bench.eventlog and bench.spark_ui_report on a real Spark event log: per-task figures, and the flag on sort-based aggregates."""
 import subprocess
 import sys
+
+import pytest
 
 from bench import eventlog, spark_ui_report
 
@@ -17,20 +19,24 @@ spark.stop()
 """
 
 
-def test_only_the_query_with_a_sort_aggregate_is_flagged(tmp_path):
-    subprocess.run([sys.executable, "-c", APP, tmp_path.as_uri()], check=True, timeout=300)
-    [log] = list(tmp_path.iterdir())
-    app = eventlog.summarize(log)
+@pytest.fixture(scope="module")
+def event_log(tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("spark-events")
+    subprocess.run([sys.executable, "-c", APP, log_dir.as_uri()], check=True, timeout=300)
+    [log] = list(log_dir.iterdir())
+    return log
+
+
+def test_only_the_query_with_a_sort_aggregate_is_flagged(event_log):
+    app = eventlog.summarize(event_log)
     assert len(app.sort_aggregate_sql) == 1
     flagged = [b for b in spark_ui_report.bottlenecks(app, list(app.stages.values())) if b["kind"] == "sort aggregate"]
     assert len(flagged) == 1 and flagged[0]["figures"].startswith("1 query plans a SortAggregate")
     assert flagged[0]["cost_s"] > 0
 
 
-def test_per_task_shuffle_reads_add_up_to_the_stage(tmp_path):
-    subprocess.run([sys.executable, "-c", APP, tmp_path.as_uri()], check=True, timeout=300)
-    [log] = list(tmp_path.iterdir())
-    reading = [s for s in eventlog.summarize(log).stages.values() if s.shuffle_read_bytes]
+def test_per_task_shuffle_reads_add_up_to_the_stage(event_log):
+    reading = [s for s in eventlog.summarize(event_log).stages.values() if s.shuffle_read_bytes]
     assert len(reading) == 2   # the two aggregations' reduce stages
     for s in reading:
         assert len(s.task_shuffle_read_bytes) == len(s.task_run_ms)
