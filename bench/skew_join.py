@@ -1,7 +1,7 @@
 """Skew-join evidence: the enrich join of skewed realistic events to silver.user_dim,
 four ways, with Spark's own size-based broadcast disabled (the enrich job does that).
 
-    python -m bench.skew_join --repeats 3      # `make bench-skew`: 8M events, 2 power users with 30%
+    python -m bench.skew_join --repeats 3      # `make bench-skew`: 16M events, 2 power users with 30%
 
   sort-merge  --join-strategy shuffle; AQE skew handling effectively off
               (skew thresholds far above the data)
@@ -33,8 +33,8 @@ from bench import eventlog
 from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
                        run_stage)
 
-# 4-6 row groups, so map tasks, per day file of the default data (2-3 at 4M events,
-# where 1 MB gave 23, which made every scan of bronze several times slower).
+# Row groups, so map tasks, of 2 MB: 2-3 per day file at 4M events, more with more
+# events. 1 MB gave 23 at 4M, which made every scan of bronze several times slower.
 BRONZE_ROW_GROUP_BYTES = 2 << 20
 NO_COALESCE = {
     "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
@@ -171,10 +171,10 @@ def rebuild(path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # 8M events in 100 partitions: join tasks of ~45k rows, so that the JVM's warm-up in
-    # the stage's first waves (100-150 ms a task) weighs less against the median task
-    # (docs/performance.md, "Skew join", session 15).
-    ap.add_argument("--events", type=int, default=8_000_000)
+    # 16M events in 100 partitions: join tasks of ~100k rows, so that the JVM's warm-up
+    # in the stage's first waves (100-150 ms a task) weighs less against the median
+    # task (docs/performance.md, "Skew join", session 15).
+    ap.add_argument("--events", type=int, default=16_000_000)
     ap.add_argument("--users", type=int, default=20_000)
     # One bronze file per day. AQE splits a skewed partition only between map outputs, so
     # more days cut it finer, but each join task then fetches more blocks: at 90 days that
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--partitions", type=int, default=100, help="static shuffle partitions of every variant")
     # Enough buckets that one hot user's slice is smaller than a typical partition:
-    # at 8M events a power user's 1.2M events in 128 slices of ~9.4k, against ~47k per partition.
+    # at 16M events a power user's 2.4M events in 128 slices of ~19k, against ~100k per partition.
     ap.add_argument("--salt-buckets", type=int, default=128)
     # Default: a user with more events than a quarter of an average partition
     # (1 / (4 x partitions) of them) gets salted; two or three users just under

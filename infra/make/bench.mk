@@ -3,7 +3,7 @@
 #                                    application) vs DuckDB, per stage and in all
 #   make bench BENCH_EVENTS=10000000 BENCH_ARGS=--extras     the run the targets are about
 #   make bench BENCH_ARGS="--apps per-stage"                 one spark-submit per stage, as the DAG
-#   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast), 8M events
+#   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast), 16M events (~16 min)
 #   make bench-ui                    the three largest bottlenecks per job, from the event logs
 #   make bench-scaling               1M, 3M, 10M, 30M events, one run each (long)
 # Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
