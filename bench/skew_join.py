@@ -48,6 +48,9 @@ SKEW_OFF = {
 }
 
 
+SKEWED_PARTITION_FACTOR = 1.25
+
+
 def aqe_skew_conf(median_partition_bytes: int) -> dict:
     """AQE skew join at this data's scale: a partition is skewed above 1.25 times the
     median partition, and split into pieces of about the median. With the factor at
@@ -58,8 +61,9 @@ def aqe_skew_conf(median_partition_bytes: int) -> dict:
         "spark.sql.adaptive.coalescePartitions.parallelismFirst": "false",
         "spark.sql.adaptive.coalescePartitions.minPartitionSize": "1",
         "spark.sql.adaptive.advisoryPartitionSizeInBytes": str(max(median_partition_bytes, 1024)),
-        "spark.sql.adaptive.skewJoin.skewedPartitionFactor": "1.25",
-        "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes": str(max(int(median_partition_bytes * 1.25), 1024)),
+        "spark.sql.adaptive.skewJoin.skewedPartitionFactor": str(SKEWED_PARTITION_FACTOR),
+        "spark.sql.adaptive.skewJoin.skewedPartitionThresholdInBytes":
+            str(max(int(median_partition_bytes * SKEWED_PARTITION_FACTOR), 1024)),
     }
 
 
@@ -86,7 +90,6 @@ def join_stage_figures(event_log: str | None, run_id: str) -> dict:
         "group_shuffle_write_bytes": sum(s.shuffle_write_bytes for s in stages),
         "group_shuffle_read_bytes": sum(s.shuffle_read_bytes for s in stages),
         "group_spill_bytes": sum(s.memory_spilled + s.disk_spilled for s in stages),
-        "join_stage_shuffle_read_bytes": d["shuffle_read_bytes"],
         "join_task_read_bytes_median": d["task_shuffle_read_bytes_median"],
         # Rows per task: the skew itself, independent of how busy the machine was.
         "join_rows_max": d["task_shuffle_records_max"], "join_rows_median": d["task_shuffle_records_median"],
@@ -227,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "aqe-skew":
                 median_partition = int(statistics.median(
                     [x.get("join_task_read_bytes_median") or 0 for x in runs["sort-merge"]]))
-                r = run_variant(name, "shuffle", aqe_skew_conf(median_partition), landing, args, stamp, i)
-                r["aqe_conf"] = aqe_skew_conf(median_partition)
+                conf = aqe_skew_conf(median_partition)
+                r = run_variant(name, "shuffle", conf, landing, args, stamp, i) | {"aqe_conf": conf}
             elif name == "salted":
                 r = run_variant(name, "salted", {**NO_COALESCE, **SKEW_OFF}, landing, args, stamp, i)
             elif name == "broadcast":
