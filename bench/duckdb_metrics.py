@@ -39,11 +39,6 @@ class Params:
     anomaly_min_events: int = 20
     session_gap_seconds: int = 1800
     cohort_weeks: int = 26
-    # Who is in a cohort: "events" = users seen in the events that have metadata
-    # (the Spark side's reading, README "Cohorts"); "metadata" = every silver.user_dim
-    # user, active or not. METRICS.md says only that users without metadata have
-    # no cohort; the two differ for users with metadata and no events.
-    cohort_members: str = "events"
 
 
 # Where METRICS.md leaves room, what this implementation does (the parity test
@@ -51,8 +46,6 @@ class Params:
 CHOICES = {
     "reject_reason_order": "first failing check in the order column count, empty user_id, timestamp, duration_ms, app_version",
     "metadata_rejects": "column count wrong, empty user_id, or join_date not YYYY-MM-DD",
-    "cohort_members": "users seen in the events that have metadata (Params.cohort_members='metadata' counts every "
-                      "silver.user_dim user instead)",
     "anomaly_app_version_events": "all events of the version (every action_type), not only page loads",
     "total_duration_ms": "daily_engagement.total_duration_ms sums raw (uncapped) duration_ms",
     "session_last_event": "the last event in the (event_ts, action_type, page_id, duration_ms) order",
@@ -221,8 +214,8 @@ def stage_engagement(con: duckdb.DuckDBPyConnection, p: Params) -> None:
         CREATE OR REPLACE TABLE gold_cohort_retention AS
         WITH w AS (SELECT CAST(date_trunc('week', max(event_date)) AS DATE) AS latest_week
                    FROM silver_interactions_enriched),
-        members AS (SELECT user_id, CAST(date_trunc('week', join_date) AS DATE) AS cohort_week FROM silver_user_dim
-                    {"WHERE user_id IN (SELECT user_id FROM silver_interactions_enriched)" if p.cohort_members == "events" else ""}),
+        -- Every silver.user_dim user of the week, with or without events (METRICS.md).
+        members AS (SELECT user_id, CAST(date_trunc('week', join_date) AS DATE) AS cohort_week FROM silver_user_dim),
         cohorts AS (SELECT cohort_week, count(*) AS cohort_size FROM members, w
                     WHERE cohort_week BETWEEN latest_week - {7 * (p.cohort_weeks - 1)} AND latest_week
                     GROUP BY cohort_week),

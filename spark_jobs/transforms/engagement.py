@@ -101,33 +101,42 @@ def power_users(user_days: DataFrame, power_user_fraction: float = EngagementPar
     )
 
 
-def cohort_retention(user_days: DataFrame) -> DataFrame:
-    """Weekly join cohorts W-25..W (W = week of the latest event) and, for each
-    week offset up to W, the share of the cohort active in that week."""
+def cohort_retention(user_days: DataFrame, user_dim: DataFrame) -> DataFrame:
+    """Weekly join cohorts W-25..W (W = week of the latest event in ``user_days``)
+    and, for each week offset up to W, the share of the cohort active in that week.
+
+    A cohort is every ``user_dim`` user (silver.user_dim, one row per user) whose
+    join_date falls in the week, with or without events: ``cohort_size`` counts
+    them all. Users without a user_dim row have no cohort; weeks before a user's
+    join week are not counted. No events, no W: an empty result.
+
+    Only the last 26 weeks can be a cohort's active weeks, so each user's activity
+    is one int, bit j set when active in week W - 7j (a hash aggregate of
+    ``user_days`` by user). Each member row joins its user's bits one to one, and
+    one aggregate per cohort counts members and, for every j, the members with
+    bit j; offset k of cohort c weeks before W reads j = c - k. That is one scan
+    of ``user_dim``, one join by user_id and no row per user-week."""
     week = lambda c: F.date_trunc("week", c).cast("date")  # noqa: E731 - ISO week, Monday
-    user_weeks = user_days.select("user_id", week(F.col("event_date")).alias("active_week"), "join_date").distinct()
-    last_week = user_weeks.agg(F.max("active_week").alias("W"))
-    users = (
-        user_weeks.where(F.col("join_date").isNotNull())
-        .select("user_id", week(F.col("join_date")).alias("cohort_week")).distinct()
-        .crossJoin(F.broadcast(last_week))
-        .where(F.col("cohort_week").between(F.date_sub("W", 7 * (COHORT_WEEKS - 1)), F.col("W")))
+    last_week = F.broadcast(user_days.agg(week(F.max("event_date")).alias("W")))
+    weeks_before_w = lambda c: (F.datediff(F.col("W"), week(c)) / 7).cast("int")  # noqa: E731 - both Mondays
+    activity = (
+        user_days.crossJoin(last_week)
+        .select("user_id", weeks_before_w(F.col("event_date")).alias("j"))
+        .where(F.col("j") < COHORT_WEEKS)
+        .groupBy("user_id").agg(F.bit_or(F.expr("shiftleft(1, j)")).alias("active_bits"))
     )
-    sizes = users.groupBy("cohort_week", "W").agg(F.count(F.lit(1)).alias("cohort_size"))
-    grid = sizes.select(
-        "cohort_week", "cohort_size",
-        F.explode(F.sequence(F.lit(0), (F.datediff("W", "cohort_week") / 7).cast("int"))).alias("week_offset"),
+    members = (
+        user_dim.crossJoin(last_week)
+        .select("user_id", week(F.col("join_date")).alias("cohort_week"), weeks_before_w(F.col("join_date")).alias("c"))
+        .where(F.col("c").between(0, COHORT_WEEKS - 1))   # a null join_date has no cohort
     )
-    active_weeks = user_weeks.select("user_id", "active_week").distinct()
-    active = (
-        users.join(active_weeks, "user_id")
-        .select("cohort_week", ((F.datediff("active_week", "cohort_week")) / 7).cast("int").alias("week_offset"), "user_id",
-                (F.col("active_week") >= F.col("cohort_week")).alias("after_join"))
-        .where("after_join")
-        .groupBy("cohort_week", "week_offset").agg(F.count(F.lit(1)).alias("active_users"))
+    active_in = lambda j: F.count(F.when(F.col("active_bits").bitwiseAND(1 << j) != 0, 1))  # noqa: E731
+    cohorts = members.join(activity, "user_id", "left").groupBy("cohort_week", "c").agg(
+        F.count(F.lit(1)).alias("cohort_size"), F.array(*[active_in(j) for j in range(COHORT_WEEKS)]).alias("active"),
     )
-    return grid.join(active, ["cohort_week", "week_offset"], "left").select(
-        "cohort_week", F.col("week_offset").cast("int"), "cohort_size",
-        F.coalesce("active_users", F.lit(0)).cast("long").alias("active_users"),
-        (F.coalesce("active_users", F.lit(0)) / F.col("cohort_size")).cast("double").alias("retention_rate"),
+    active_users = F.element_at("active", F.col("c") - F.col("week_offset") + 1)
+    return cohorts.select("*", F.explode(F.sequence(F.lit(0), F.col("c"))).alias("week_offset")).select(
+        "cohort_week", F.col("week_offset").cast("int"), F.col("cohort_size").cast("long"),
+        active_users.cast("long").alias("active_users"),
+        (active_users / F.col("cohort_size")).cast("double").alias("retention_rate"),
     )

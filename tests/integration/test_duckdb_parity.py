@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from bench import duckdb_metrics, parity
 from tests.conftest import ROOT, generate_landing
 
@@ -82,17 +80,18 @@ def test_challenge_mode_matches_duckdb(tmp_path):
     assert_parity(spark_tables_in_child(landing, tmp_path), duck)
 
 
-@pytest.mark.parametrize("members", ["events", "metadata"])
-def test_cohort_membership_choice_is_explicit(tmp_path, members):
-    """The one reading where the contract leaves room and the two readings differ on
-    challenge data: cohort_size counts event users with metadata (the Spark side's
-    README choice, the default here) or every user_dim user."""
+def test_cohorts_count_every_user_dim_user_of_the_week(tmp_path):
+    """Challenge data has users with metadata and no events: they are in their
+    join week's cohort all the same (METRICS.md), so the cohorts' sizes add up to
+    every silver.user_dim user who joined in W-25 .. W."""
     landing = generate_landing(tmp_path / "landing", "--mode", "challenge", "--events", "3000", "--users", "3000",
                                "--days", "20", "--start-date", "2023-03-01", "--seed", "3")
-    con = duckdb_metrics.compute_all(landing, duckdb_metrics.Params(cohort_members=members))
+    con = duckdb_metrics.compute_all(landing)
     sizes = con.execute("SELECT sum(cohort_size) FROM gold_cohort_retention WHERE week_offset = 0").fetchone()[0]
-    active_members = con.execute("""
-        SELECT count(*) FROM silver_user_dim d, (SELECT date_trunc('week', max(event_date)) w FROM bronze_interactions)
-        WHERE date_trunc('week', join_date) BETWEEN w - INTERVAL 175 DAY AND w
-          AND (? = 'metadata' OR user_id IN (SELECT user_id FROM bronze_interactions))""", [members]).fetchone()[0]
-    assert sizes == active_members > 0
+    in_window = """
+        FROM silver_user_dim d, (SELECT date_trunc('week', max(event_date)) w FROM silver_interactions_enriched)
+        WHERE date_trunc('week', join_date) BETWEEN w - INTERVAL 175 DAY AND w"""
+    members = con.execute(f"SELECT count(*) {in_window}").fetchone()[0]
+    without_events = con.execute(f"""SELECT count(*) {in_window}
+        AND user_id NOT IN (SELECT user_id FROM silver_interactions_enriched)""").fetchone()[0]
+    assert sizes == members > without_events > 0
