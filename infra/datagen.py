@@ -30,6 +30,11 @@ generation, so --layout file and --layout date-folders hold the same rows.
 Parquet files hold the same fields as the CSV, all as strings (the raw landing
 text), so malformed values stay representable; a Parquet row cannot have a
 wrong column count, so those two malformed kinds exist in CSV only.
+
+--malformed-lines adds the kinds of malformed line ingest rejects before parsing
+(blank, NUL-only, not valid UTF-8; LINE_FAULT_KINDS) to the malformed rows of
+CSV files. It is off by default: without it the files are what they were, text
+every consumer reads (the DuckDB parity reader among them).
 """
 from __future__ import annotations
 
@@ -69,6 +74,14 @@ INTERACTION_MALFORMED_KINDS = [
 ]
 METADATA_MALFORMED_KINDS = ["too_few_columns", "too_many_columns", "empty_user_id"]
 COLUMN_COUNT_KINDS = {"too_few_columns", "too_many_columns"}
+# With --malformed-lines, in CSV only: whole lines that are no row at all, named as
+# ingest's reject reasons. The row's line is replaced by (taking the values in turn)
+# a blank line, a line of NULs, or the line with bytes that are not UTF-8 after its
+# user_id: a byte UTF-8 never uses, a character cut short, a surrogate, an overlong "/".
+LINE_FAULT_KINDS = ["blank_line", "nul_only_line", "invalid_utf8"]
+BLANK_LINES = [b"", b" ", b"\t", b"  \t "]
+NUL_ONLY_LINES = [b"\x00", b"\x00\x00\x00\x00"]
+INVALID_UTF8_BYTES = [b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf"]
 # None of these parses as `YYYY-MM-DD HH:MM:SS` under any reading (no Feb 30
 # style values that lenient parsers roll over, no empty line that CSV readers
 # skip silently).
@@ -143,6 +156,7 @@ class Config:
     chunk_rows: int
     hot_users: int = HOT_USERS                      # realistic only
     hot_user_share: float = HOT_USER_EVENT_SHARE    # realistic only: their events, together
+    malformed_lines: bool = False                   # CSV only: LINE_FAULT_KINDS among the malformed rows
 
     @property
     def hot_user_count(self) -> int:
@@ -224,6 +238,7 @@ class Rows:
     fields: dict[str, pa.Array]           # column -> StringArray, landing text
     route: np.ndarray                     # day offset (interactions) or country index (metadata)
     column_count: np.ndarray              # per row: -1 too few, 0 right, +1 too many
+    line_fault: np.ndarray | None = None  # per row: 0, or 1 + the LINE_FAULT_KINDS index of its line
 
     def __len__(self) -> int:
         return len(self.route)
@@ -231,7 +246,8 @@ class Rows:
     def take(self, index: np.ndarray) -> "Rows":
         idx = pa.array(index)
         return Rows(self.columns, {c: a.take(idx) for c, a in self.fields.items()},
-                    self.route[index], self.column_count[index])
+                    self.route[index], self.column_count[index],
+                    None if self.line_fault is None else self.line_fault[index])
 
     def replace(self, column: str, rows: np.ndarray, values: pa.Array) -> None:
         mask = np.zeros(len(self), bool)
@@ -282,6 +298,10 @@ def inject_malformed(rows: Rows, rng: np.random.Generator, share: float, kinds: 
             rows.replace("duration_ms", target, choose(rng, BAD_DURATIONS_NON_INTEGER, n))
         elif kind == "bad_app_version":
             rows.replace("app_version", target, choose(rng, BAD_APP_VERSIONS, n))
+        elif kind in LINE_FAULT_KINDS:
+            if rows.line_fault is None:
+                rows.line_fault = np.zeros(len(rows), np.int8)
+            rows.line_fault[target] = 1 + LINE_FAULT_KINDS.index(kind)
         else:
             raise ValueError(f"unknown malformed kind {kind!r}; expected one of {kinds}")
     return counts
@@ -308,7 +328,27 @@ def csv_lines(rows: Rows, line_ending: str) -> pa.Array:
     long = np.flatnonzero(rows.column_count > 0)
     if len(long):    # one field too many
         lines = _replace_rows(lines, long, pc.binary_join_element_wise(lines.take(pa.array(long)), "extra", ","))
-    return pc.binary_join_element_wise(lines, pa.scalar(""), line_ending)
+    lines = pc.binary_join_element_wise(lines, pa.scalar(""), line_ending)
+    return _with_line_faults(lines, rows.line_fault, line_ending.encode())
+
+
+def _with_line_faults(lines: pa.Array, faults: np.ndarray | None, ending: bytes) -> pa.Array:
+    """``lines`` with the rows of a line fault replaced (see LINE_FAULT_KINDS), as
+    bytes: a line that is not UTF-8 cannot be a string."""
+    rows = np.empty(0, np.int64) if faults is None else np.flatnonzero(faults)
+    if not len(rows):
+        return lines
+    values = []
+    for i, line in enumerate(lines.take(pa.array(rows)).cast(pa.binary()).to_pylist()):
+        kind = LINE_FAULT_KINDS[faults[rows[i]] - 1]
+        if kind == "blank_line":
+            values.append(BLANK_LINES[i % len(BLANK_LINES)] + ending)
+        elif kind == "nul_only_line":
+            values.append(NUL_ONLY_LINES[i % len(NUL_ONLY_LINES)] + ending)
+        else:
+            user_id, rest = line.split(b",", 1)
+            values.append(user_id + INVALID_UTF8_BYTES[i % len(INVALID_UTF8_BYTES)] + b"," + rest)
+    return _replace_rows(lines.cast(pa.binary()), rows, pa.array(values, pa.binary()))
 
 
 def _replace_rows(array: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
@@ -318,8 +358,8 @@ def _replace_rows(array: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Arr
 
 
 def string_buffer(lines: pa.Array) -> tuple[memoryview, np.ndarray]:
-    """The UTF-8 bytes of a StringArray and each row's start offset into them (n + 1
-    entries), without copying: row i is bytes[offsets[i]:offsets[i + 1]]."""
+    """The bytes of a StringArray (or BinaryArray) and each row's start offset into
+    them (n + 1 entries), without copying: row i is bytes[offsets[i]:offsets[i + 1]]."""
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
@@ -364,7 +404,8 @@ class Sink:
     def write(self, rows: Rows) -> None:
         if not len(rows):
             return
-        rows = Rows(self.columns, {c: rows.fields[c] for c in self.columns}, rows.route, rows.column_count)
+        rows = Rows(self.columns, {c: rows.fields[c] for c in self.columns}, rows.route, rows.column_count,
+                    rows.line_fault)
         if self.folder_of_route is None:
             parts = [(None, 0, len(rows))]
         else:
@@ -653,7 +694,9 @@ def add_counts(total: dict, part: dict) -> None:
 
 
 def interaction_kinds(cfg: Config, kinds: list[str]) -> list[str]:
-    return kinds if cfg.file_format == "csv" else [k for k in kinds if k not in COLUMN_COUNT_KINDS]
+    if cfg.file_format != "csv":
+        return [k for k in kinds if k not in COLUMN_COUNT_KINDS]
+    return kinds + LINE_FAULT_KINDS if cfg.malformed_lines else kinds
 
 
 def finish_rows(cfg: Config, rows: Rows, rng: np.random.Generator, kinds: list[str],
@@ -811,6 +854,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     p.add_argument("--seed", type=int, default=42, help="same arguments + seed = byte-identical files (default 42)")
     p.add_argument("--malformed-share", type=float, default=None,
                    help="share of malformed rows (default 0.01 realistic, 0 challenge)")
+    p.add_argument("--malformed-lines", action="store_true",
+                   help="CSV only: the malformed rows also include blank lines, NUL-only lines and lines "
+                        "that are not valid UTF-8 (off by default)")
     p.add_argument("--duplicate-share", type=float, default=None,
                    help=f"share of exact duplicate interaction rows (default {DEFAULT_DUPLICATE_SHARE} realistic, 0 challenge)")
     p.add_argument("--bad-batch", choices=sorted(BAD_BATCH_KINDS), default=None,
@@ -831,7 +877,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         malformed_share=a.malformed_share if a.malformed_share is not None else (0.01 if realistic else 0.0),
         duplicate_share=a.duplicate_share if a.duplicate_share is not None else
         (DEFAULT_DUPLICATE_SHARE if realistic else 0.0),
-        bad_batch=a.bad_batch, chunk_rows=a.chunk_rows, hot_users=a.hot_users, hot_user_share=a.hot_user_share)
+        bad_batch=a.bad_batch, chunk_rows=a.chunk_rows, hot_users=a.hot_users, hot_user_share=a.hot_user_share,
+        malformed_lines=a.malformed_lines)
     problems = [msg for bad, msg in [
         (cfg.events < 0, f"--events must be >= 0, got {cfg.events}"),
         (cfg.users < 1, f"--users must be >= 1, got {cfg.users}"),

@@ -1,15 +1,19 @@
 """Reads landing files (CSV with a header, or Parquet; one file or a tree with
-Hive-style ``name=value`` folders) into string columns for validation."""
+Hive-style ``name=value`` folders) into string columns for validation.
+
+A CSV file is read as lines of bytes (Spark's text source, which keeps a line's
+bytes as they are), so that every physical line but the header becomes a row,
+blank or not valid UTF-8 included (transforms.ingest.LINE_REASONS)."""
 from __future__ import annotations
 
 import csv
 import datetime as dt
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.common import DateRange
-from spark_jobs.transforms.ingest import CORRUPT, csv_schema
+from spark_jobs.transforms.ingest import CORRUPT, LINE_REJECT, parse_csv_lines
 
 
 class LandingInputError(RuntimeError):
@@ -51,9 +55,15 @@ def landing_bytes(spark: SparkSession, path: str) -> int:
 
 
 def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: DateRange) -> DataFrame:
-    """String columns ``fields`` + ``_corrupt_record`` + ``source_file`` +
-    ``folder_date`` (from a ``date=`` folder, else NULL). A ``date=`` tree is
-    pruned to the run's dates; a flat file is read whole."""
+    """String columns ``fields`` + ``_corrupt_record`` + ``_line_reject`` +
+    ``source_file`` + ``folder_date`` (from a ``date=`` folder, else NULL). A
+    ``date=`` tree is pruned to the run's dates; a flat file is read whole.
+
+    A CSV file gives one row per physical line but its header (the first
+    non-blank line, checked against ``fields`` as Spark's CSV reader checks it),
+    split by Spark's CSV parser as its CSV reader splits it; a line that cannot
+    be a row has its reason in ``_line_reject`` (transforms.ingest.parse_csv_lines).
+    """
     files, partitions = _list_files(spark, path)
     file_fields = [f for f in fields if f not in partitions]
     is_parquet = all(f.endswith(".parquet") for f in files)
@@ -68,23 +78,38 @@ def read_landing(spark: SparkSession, path: str, fields: list[str], date_range: 
             col = F.date_format(F.col(f), "yyyy-MM-dd HH:mm:ss") if dtype == "timestamp" else F.col(f).cast("string")
             casts.append(col.alias(f))
         df = df.select(*casts, *[c for c in partitions if c not in fields], F.lit(None).cast("string").alias(CORRUPT),
-                       F.col("_metadata.file_path").alias("source_file"))
+                       F.lit(None).cast("string").alias(LINE_REJECT), F.col("_metadata.file_path").alias("source_file"))
+        df = _with_folder_date(df, partitions, date_range)
     else:
-        schema = csv_schema(file_fields)
-        df = (
-            spark.read.option("header", True)
-            # Compare each file's header with the contract instead of trusting positions.
-            .option("enforceSchema", False)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT)
-            .schema(schema)
-            .csv(path)
-        )
-        df = df.select("*", F.col("_metadata.file_path").alias("source_file"))
-        for f in fields:
-            if f in partitions:
-                df = df.withColumn(f, F.col(f).cast("string"))
-    return _with_folder_date(df, partitions, date_range).select(*fields, CORRUPT, "source_file", "folder_date")
+        headers = _header_lines(spark, [f for f in files if _in_folder_range(f, date_range)], file_fields)
+        folders = [F.col(p).cast("string").alias(p) if p in fields else F.col(p) for p in partitions]
+        lines = spark.read.text(path).select(F.col("value").alias("line"), *folders,
+                                             F.col("_metadata.file_path").alias("source_file"))
+        body = without_header_lines(_with_folder_date(lines, partitions, date_range), headers)
+        df = parse_csv_lines(body, file_fields, keep=tuple(f for f in fields if f in partitions))
+    return df.select(*fields, CORRUPT, LINE_REJECT, "source_file", "folder_date")
+
+
+def header_line(headers: dict[str, str]) -> Column:
+    """Whether ``line`` is its ``source_file``'s header line (read_csv_lines's ``headers``)."""
+    if not headers:
+        return F.lit(False)
+    file_header = F.create_map(*[F.lit(x) for pair in headers.items() for x in pair])[F.col("source_file")]
+    return F.coalesce(F.col("line") == file_header, F.lit(False))
+
+
+def without_header_lines(lines: DataFrame, headers: dict[str, str]) -> DataFrame:
+    """``lines`` less one header line of each file: the lines equal to a file's
+    header are all alike, so which of them the CSV reader took as the header
+    does not matter, only that the others stay (as rows it rejects). The lines
+    are read twice, the second time for the few header lines only."""
+    if not headers:
+        return lines
+    is_header = header_line(headers)
+    repeated = (lines.where(is_header)
+                .withColumn("_nth", F.row_number().over(Window.partitionBy("source_file").orderBy("line")))
+                .where(F.col("_nth") > 1).drop("_nth"))
+    return lines.where(~is_header).unionByName(repeated)
 
 
 def _with_folder_date(df: DataFrame, partitions: list[str], date_range: DateRange) -> DataFrame:
@@ -96,9 +121,10 @@ def _with_folder_date(df: DataFrame, partitions: list[str], date_range: DateRang
 
 def read_csv_lines(spark: SparkSession, path: str, fields: list[str],
                    date_range: DateRange) -> tuple[DataFrame, dict[str, str]] | None:
-    """The landing's lines as read_landing's CSV reader reads them, as text, for
-    callers that split plain lines more cheaply than Spark's CSV parser does:
-    ``line``, ``source_file`` and ``folder_date``, blank and header lines included;
+    """The landing's lines as read_landing reads them, for callers that split
+    plain lines more cheaply than Spark's CSV parser does: ``line`` (the bytes
+    as read: see transforms.ingest.line_reject), ``source_file`` and
+    ``folder_date``, blank and header lines included;
     and the header line of each file read that has one (see _header_lines). None when
     the landing is not CSV files that hold every field (Parquet, or a field given
     by folder names)."""
@@ -115,8 +141,8 @@ def read_csv_lines(spark: SparkSession, path: str, fields: list[str],
 
 def _header_lines(spark: SparkSession, files: list[str], fields: list[str]) -> dict[str, str]:
     """The header line of each file that has one (a blank file has none), checked
-    against ``fields`` as read_landing's CSV reader checks it: same columns, in
-    order, any case."""
+    against ``fields`` as Spark's CSV reader checks it (``enforceSchema`` off):
+    same columns, in order, any case."""
     headers = {}
     for file in files:
         header = _header_line(spark, file)

@@ -175,6 +175,51 @@ def test_malformed_rows_have_the_configured_share_and_every_reject_reason(tmp_pa
     assert set(meta_reasons) == set(datagen.METADATA_MALFORMED_KINDS)
 
 
+@pytest.mark.parametrize("layout", ["file", "date-folders"])
+def test_malformed_lines_add_blank_nul_only_and_invalid_utf8_lines(tmp_path, layout):
+    args = [*SMALL, "--mode", "realistic", "--users", "2000", "--malformed-share", "0.02", "--layout", layout]
+    manifest = generate(tmp_path / "a", *args, "--malformed-lines")
+    kinds = collections.Counter()
+    for path in sorted((tmp_path / "a" / "user_interactions").rglob("*.csv")):
+        header, *lines = path.read_bytes().split(b"\n")[:-1]   # LF: realistic mode
+        assert header.decode().split(",") == datagen.INTERACTION_COLUMNS
+        for line in lines:
+            try:
+                text = line.decode()
+            except UnicodeDecodeError:
+                kinds["invalid_utf8"] += 1
+                continue
+            if text and set(text) == {"\x00"}:
+                kinds["nul_only_line"] += 1
+            elif all(c <= " " for c in text):
+                kinds["blank_line"] += 1
+            else:
+                kinds[reject_reason(next(csv.reader([text])))] += 1
+    assert sum(kinds.values()) == 20000
+    assert 20000 - kinds.pop(None) == 400 == manifest["user_interactions"]["expected_rejected"]
+    assert dict(kinds) == manifest["user_interactions"]["malformed"]
+    assert set(kinds) == set(datagen.INTERACTION_MALFORMED_KINDS) | set(datagen.LINE_FAULT_KINDS)
+    assert min(kinds.values()) >= 30
+    assert set(manifest["user_metadata"]["malformed"]) == set(datagen.METADATA_MALFORMED_KINDS) | set(
+        datagen.LINE_FAULT_KINDS)
+    meta_lines = (tmp_path / "a" / "user_metadata" / "user_metadata.csv").read_bytes().split(b"\n")[1:-1]
+    assert sum(not line.strip(b" \t\x00") for line in meta_lines) == (
+        manifest["user_metadata"]["malformed"]["blank_line"] + manifest["user_metadata"]["malformed"]["nul_only_line"])
+    # The same seed gives the same bytes; without the flag, the files of before.
+    generate(tmp_path / "b", *args, "--malformed-lines")
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    generate(tmp_path / "c", *args)
+    assert all(b"\x00" not in data for data in files(tmp_path / "c").values())
+    _, rows = csv_rows(tmp_path / "c" / "user_interactions")
+    assert set(collections.Counter(reject_reason(r) for r in rows)) - {None} == set(datagen.INTERACTION_MALFORMED_KINDS)
+
+
+def test_malformed_lines_are_csv_only(tmp_path):
+    manifest = generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000", "--format", "parquet",
+                        "--malformed-lines")
+    assert not set(manifest["user_interactions"]["malformed"]) & set(datagen.LINE_FAULT_KINDS)
+
+
 def test_realistic_rows_are_well_formed_in_the_challenge_domains(tmp_path):
     generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000", "--malformed-share", "0")
     _, rows = csv_rows(tmp_path / "user_interactions")

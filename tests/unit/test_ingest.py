@@ -1,4 +1,7 @@
+import base64
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
@@ -105,10 +108,32 @@ IRREGULAR_LINES = [
 ]
 
 
-def _landing(tmp_path, files: dict[str, str]):
+def _landing(tmp_path, files: dict[str, str | bytes]):
     for name, text in files.items():
-        (tmp_path / name).write_bytes(text.encode())
+        (tmp_path / name).write_bytes(text if isinstance(text, bytes) else text.encode())
     return str(tmp_path)
+
+
+def _by_csv_reader(spark, path, fields=T.INTERACTION_FIELDS):
+    """What Spark's own CSV reader gives for the CSV files under ``path``
+    (read_landing's reader before it read lines): it skips blank lines, and
+    decodes bytes that are not UTF-8 to U+FFFD."""
+    df = (spark.read.option("header", True).option("enforceSchema", False).option("mode", "PERMISSIVE")
+          .option("columnNameOfCorruptRecord", T.CORRUPT).schema(T.csv_schema(fields)).csv(path))
+    folder_date = F.col("date").cast("date") if "date" in df.columns else F.lit(None).cast("date")
+    return df.select(*fields, T.CORRUPT, F.col("_metadata.file_path").alias("source_file"), folder_date.alias("folder_date"))
+
+
+def _by_text(spark, path):
+    """The landing's text path, as the ingest job takes it when each file's header
+    appears once: the plain lines split as text, the others parsed."""
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import header_line, read_csv_lines
+
+    lines, headers = read_csv_lines(spark, path, T.INTERACTION_FIELDS, DateRange())
+    irregular = T.irregular_lines(lines)
+    rows = T.classify_interactions(T.parse_csv_lines(irregular.where(~header_line(headers)), T.INTERACTION_FIELDS))
+    return T.plain_interactions(T.plain_lines(lines, irregular)).unionByName(rows)
 
 
 def _both_ways(spark, path):
@@ -117,11 +142,18 @@ def _both_ways(spark, path):
     from spark_jobs.landing import read_landing
 
     classified, rejectable = classify_landing_interactions(spark, path, DateRange())
-    by_reader = T.classify_interactions(read_landing(spark, path, T.INTERACTION_FIELDS, DateRange()))
-    columns = by_reader.columns
-    assert_rows(classified.select(columns), columns, [tuple(r) for r in by_reader.collect()])
+    by_lines = T.classify_interactions(read_landing(spark, path, T.INTERACTION_FIELDS, DateRange()))
+    columns = by_lines.columns
+    assert_rows(classified.select(columns), columns, [tuple(r) for r in by_lines.collect()])
     assert_rows(rejectable.where("reject_reason IS NOT NULL").select(columns), columns,
-                [tuple(r) for r in by_reader.where("reject_reason IS NOT NULL").collect()])
+                [tuple(r) for r in by_lines.where("reject_reason IS NOT NULL").collect()])
+    # A line Spark's CSV reader reads as it is (not blank, UTF-8, not too long) is the row it gives.
+    text = F.concat_ws(",", *T.INTERACTION_FIELDS, T.CORRUPT)
+    as_read = ~text.contains("\ufffd")  # what the reader decoded bytes that are not UTF-8 to (and a real U+FFFD)
+    by_reader = T.classify_interactions(_by_csv_reader(spark, path)).where(
+        as_read & (F.octet_length(F.coalesce(T.CORRUPT, text)) <= T.MAX_LINE_BYTES))
+    assert_rows(by_lines.where(as_read & ~F.coalesce(F.col("reject_reason").isin(*T.LINE_REASONS), F.lit(False))),
+                columns, [tuple(r) for r in by_reader.collect()])
     return classified, rejectable
 
 
@@ -137,9 +169,12 @@ def test_plain_lines_are_split_as_the_csv_reader_and_classifier_take_them(spark,
             F.concat_ws(",", *T.INTERACTION_FIELDS).alias("line")).collect()) == sorted(PLAIN_LINES + PLAIN_LINES[:1])
     classified, rejectable = _both_ways(spark, path)
     assert "BroadcastHashJoin" in classified._jdf.queryExecution().executedPlan().toString()  # the lookup
-    assert classified.count() == len(PLAIN_LINES) + 1 + len(IRREGULAR_LINES) - 3  # less the blank lines
-    assert rejectable.count() == len(IRREGULAR_LINES) - 3  # only the parser's lines were checkpointed
+    # Every line but the headers, blank ones included: a.csv's first (after the byte
+    # order mark, which the reader skips) and c.csv's two.
+    assert classified.count() == len(PLAIN_LINES) + 1 + len(IRREGULAR_LINES) + 3
+    assert rejectable.count() == len(IRREGULAR_LINES) + 3  # only the parser's lines were checkpointed
     assert rejectable.where("reject_reason IS NULL").count() == 4  # quoted, leap day, empty action, backslash
+    assert rejectable.where("reject_reason = 'blank_line'").count() == 6
 
 
 def test_without_the_lookup_plain_lines_are_matched_by_the_pattern_again(spark, tmp_path, monkeypatch):
@@ -202,3 +237,175 @@ def test_listing_skips_hidden_names_as_spark_does_but_not_hidden_partition_folde
     files, partitions = _list_files(spark, str(tmp_path))
     assert sorted(f.split(str(tmp_path), 1)[1] for f in files) == ["/_batch=1/a.csv", "/date=2023-07-01/e.csv"]
     assert sorted(partitions) == ["_batch", "date"]
+
+
+# --- every physical line is a row: LINE_REASONS ------------------------------------------
+GOOD = PLAIN_LINES[0].encode()
+LONG_LINE = b"u1,2023-07-01 14:30:15,edit," + b"p" * T.MAX_LINE_BYTES + b",1,1.0.0"
+# Each physical line after the header, and its reject reason (None: accepted).
+LINES = [
+    (GOOD, None),
+    (b"", "blank_line"),
+    (b"   ", "blank_line"),
+    (b"\t \x0b", "blank_line"),
+    (b"\x00", "nul_only_line"),
+    (b"\x00\x00\x00", "nul_only_line"),
+    (b" \x00 ", "blank_line"),  # what Spark's CSV reader would skip: not NULs only
+    (b"u2,2023-07-01 14:30:15,\xff\xfeedit,p1,1,1.0.0", "invalid_utf8"),
+    (b"u3,2023-07-01 14:30:15,edit,p1,1,1.0.0\xc3", "invalid_utf8"),  # cut inside a character
+    (b"\xed\xa0\x80", "invalid_utf8"),  # a surrogate
+    ("u4,2023-07-01 14:30:15,\ufffd,p1,1,1.0.0".encode(), None),  # a real U+FFFD is valid UTF-8
+    (LONG_LINE, "line_too_long"),
+    (b"u5,2023-07-01 14:30:15,edit," + b"p" * (T.MAX_LINE_BYTES - 50) + b",1,1.0.0", None),  # long, not too long
+    (b"u6," + b"," * 30_000, "wrong_column_count"),  # more columns than the parser's default maximum
+    (b"u7,2023-07-01 14:30:15,edit,p1,1", "wrong_column_count"),
+    (b"u8,2023-07-01 14:30:15,edit,p1,-1,1.0.0", "bad_duration_ms"),
+    (GOOD, None),
+]
+
+
+def _raw(line: bytes, reason: str | None) -> str:
+    """What bronze.rejected_rows keeps of a line the LINE_REASONS or the column count reject."""
+    if reason == "invalid_utf8":
+        return base64.b64encode(line).decode()
+    return line.decode()
+
+
+def _physical_lines(path) -> int:
+    # bytes.splitlines splits where Hadoop's line reader does: \n, \r and \r\n.
+    return sum(len(p.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()) for p in Path(path).rglob("*.csv"))
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("way", ["text", "reader", "job"])
+def test_every_line_but_the_header_is_accepted_or_rejected_with_its_reason(spark, tmp_path, way, ending):
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import read_landing
+
+    path = _landing(tmp_path, {"a.csv": ending.join([HEADER.encode(), *[line for line, _ in LINES]]) + ending})
+    if way == "text":
+        classified = _by_text(spark, path)
+    elif way == "reader":
+        classified = T.classify_interactions(read_landing(spark, path, T.INTERACTION_FIELDS, DateRange()))
+    else:
+        from spark_jobs.ingest import classify_landing_interactions
+
+        classified = classify_landing_interactions(spark, path, DateRange())[0]
+    rejected = T.rejected_interactions(classified, "r").select("raw", "reason").collect()
+    wanted = [(r, _raw(line, r)) for line, r in LINES if r and r != "bad_duration_ms"]
+    assert sorted((r.reason, r.raw) for r in rejected if r.reason != "bad_duration_ms") == sorted(wanted)
+    assert sorted(r.reason for r in rejected) == sorted(r for _, r in LINES if r)
+    accepted = T.accepted_interactions(classified).select("user_id").collect()
+    assert sorted(r.user_id for r in accepted) == ["u1", "u1", "u4", "u5"]
+    assert len(accepted) + len(rejected) == classified.count() == _physical_lines(path) - 1 == len(LINES)
+
+
+@pytest.mark.parametrize("repeated_header", [False, True])
+def test_the_text_path_and_the_reader_agree_line_by_line(spark, tmp_path, repeated_header):
+    # Not the line of 30,000 commas: Spark's CSV reader, which _both_ways also compares, fails on it.
+    lines = [line for line, _ in LINES if not line.startswith(b"u6,")]
+    path = _landing(tmp_path, {
+        "a.csv": b"\n".join([b"", b"\x00", HEADER.encode(), *lines, *[HEADER.encode()] * repeated_header]),
+        "b.csv": b"\r\n".join([HEADER.encode(), *lines[:8]]), "c.csv": b" \n\x00\n"})
+    classified, _ = _both_ways(spark, path)
+    # Two lines before a.csv's header and all of c.csv (no header) are rows.
+    assert classified.count() == _physical_lines(path) - 2 == 2 + len(lines) + repeated_header + 8 + 2
+    assert sorted(r.reject_reason for r in classified.where("source_file LIKE '%c.csv'").collect()) == [
+        "blank_line", "nul_only_line"]
+
+
+def test_line_reject_checks_the_bytes_in_order(spark):
+    lines = [b"ok", b"", b"\x00", b"\x00" * (T.MAX_LINE_BYTES + 1), b"\xff" * (T.MAX_LINE_BYTES + 1),
+             b"a" * T.MAX_LINE_BYTES, b"\xc0\x80", b"\xf4\x90\x80\x80", "\u00e9\U0001f600".encode(), b"\x01\x1f "]
+    df = spark.createDataFrame([(bytearray(b),) for b in lines], "b binary").select(F.col("b").cast("string").alias("line"))
+    got = df.select(T.line_reject(F.col("line")).alias("reason"), T.raw_line(F.col("line")).alias("raw")).collect()
+    assert [r.reason for r in got] == [None, "blank_line", "nul_only_line", "line_too_long", "invalid_utf8", None,
+                                       "invalid_utf8", "invalid_utf8", None, "blank_line"]
+    for line, r in zip(lines, got):
+        assert (base64.b64decode(r.raw) if r.reason == "invalid_utf8" else r.raw.encode()) == line
+
+
+def test_metadata_lines_get_the_same_reasons(spark, tmp_path):
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import read_landing
+
+    header = ",".join(T.METADATA_FIELDS).encode()
+    path = _landing(tmp_path, {"m.csv": b"\n".join([header, b"u1,2022-01-15,US,iPad,free", b"", b"\x00\x00",
+                                                    b"u2,2022-01-15,US,\xe9,free", b"u3,2022-01-15,US,iPad",
+                                                    b"u4,2022-01-15,US,iPad,free," + b"x" * T.MAX_LINE_BYTES])})
+    classified = T.classify_metadata(read_landing(spark, path, T.METADATA_FIELDS, DateRange()))
+    assert [r.user_id for r in T.accepted_metadata(classified).collect()] == ["u1"]
+    assert sorted((r.reason, r.raw) for r in T.rejected_metadata(classified, "r").collect()) == [
+        ("blank_line", ""), ("invalid_utf8", base64.b64encode(b"u2,2022-01-15,US,\xe9,free").decode()),
+        ("line_too_long", "u4,2022-01-15,US,iPad,free," + "x" * T.MAX_LINE_BYTES),
+        ("nul_only_line", "\x00\x00"), ("wrong_column_count", "u3,2022-01-15,US,iPad")]
+    assert set(T.LINE_REASONS) < set(T.METADATA_REASONS) and set(T.LINE_REASONS) < set(T.INTERACTION_REASONS)
+
+
+def test_fields_from_folder_names_and_blank_lines_in_country_folders(spark, tmp_path):
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import read_landing
+
+    (tmp_path / "country=US").mkdir()
+    header = b"user_id,join_date,device_type,subscription_type"
+    path = _landing(tmp_path, {"country=US/m.csv": b"\n".join([header, b"u1,2022-01-15,iPad,free", b"   ", header,
+                                                               b"u2,2022-01-15,iPad"])})
+    classified = T.classify_metadata(read_landing(spark, path, T.METADATA_FIELDS, DateRange()))
+    assert [(r.user_id, r.country) for r in T.accepted_metadata(classified).collect()] == [("u1", "US")]
+    assert sorted(r.reason for r in T.rejected_metadata(classified, "r").collect()) == [
+        "bad_join_date", "blank_line", "wrong_column_count"]  # the second header is a row
+
+
+def test_parquet_landing_has_no_line_reasons(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import read_landing
+
+    values = [["u1", "2023-07-01 14:30:15", "edit", "p1", "1", "1.0.0"], ["", "2023-07-01 14:30:15", "edit", "p1", "1", "1.0.0"]]
+    pq.write_table(pa.table({f: [v[i] for v in values] for i, f in enumerate(T.INTERACTION_FIELDS)}),
+                   tmp_path / "a.parquet")
+    classified = T.classify_interactions(read_landing(spark, str(tmp_path), T.INTERACTION_FIELDS, DateRange()))
+    assert sorted(((r.user_id, r.reject_reason) for r in classified.collect()), key=str) == [
+        ("", "empty_user_id"), ("u1", None)]
+
+
+def test_the_rejected_rows_suite_knows_every_reason():
+    suite = json.loads((Path(__file__).resolve().parents[2] / "expectations" / "bronze.rejected_rows.json").read_text())
+    (in_set,) = [e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_in_set"]
+    assert in_set["kwargs"]["column"] == "reason"
+    assert set(in_set["kwargs"]["value_set"]) == set(T.INTERACTION_REASONS) | set(T.METADATA_REASONS)
+
+
+def test_generated_malformed_lines_are_rejected_with_their_reasons(spark, tmp_path):
+    import collections
+    import subprocess
+    import sys
+
+    from spark_jobs.common import DateRange
+    from spark_jobs.landing import read_landing
+
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-m", "infra.datagen", "--out", str(tmp_path), "--mode", "realistic",
+                    "--events", "3000", "--users", "200", "--days", "3", "--seed", "3", "--malformed-share", "0.05",
+                    "--malformed-lines"], check=True, cwd=root)
+    manifest = json.loads((tmp_path / "_manifest.json").read_text())
+    as_reason = {"too_few_columns": "wrong_column_count", "too_many_columns": "wrong_column_count",
+                 "negative_duration": "bad_duration_ms", "non_integer_duration": "bad_duration_ms"}
+
+    def wanted(dataset):
+        counts = collections.Counter()
+        for kind, n in manifest[dataset]["malformed"].items():
+            counts[as_reason.get(kind, kind)] += n
+        return {r: n for r, n in counts.items() if n}
+
+    interactions = str(tmp_path / "user_interactions")
+    for classified in (_by_text(spark, interactions),
+                       T.classify_interactions(read_landing(spark, interactions, T.INTERACTION_FIELDS, DateRange()))):
+        got = {r.reason: r["count"] for r in T.rejected_interactions(classified, "r").groupBy("reason").count().collect()}
+        assert got == wanted("user_interactions")
+        assert classified.count() == _physical_lines(interactions) - 1 == manifest["user_interactions"]["rows"]
+    meta = T.classify_metadata(read_landing(spark, str(tmp_path / "user_metadata"), T.METADATA_FIELDS, DateRange()))
+    got = {r.reason: r["count"] for r in T.rejected_metadata(meta, "r").groupBy("reason").count().collect()}
+    assert got == wanted("user_metadata")
