@@ -17,7 +17,7 @@ import sys
 from spark_jobs.common import DateRange
 from spark_jobs.ingest import classify_landing_interactions
 from spark_jobs.landing import read_landing
-from spark_jobs.session import build_spark_session
+from spark_jobs.spark_session import build_spark_session
 from spark_jobs.transforms import ingest as T
 
 

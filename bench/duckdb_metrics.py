@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 from scipy.stats import chi2  # imported once, outside any timed stage
-from iceberg_catalog.tables import STAGE_OUTPUTS
+from spark_jobs.pipeline import STAGES as PIPELINE_STAGES
 
 INTERACTION_COLUMNS = ["user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version"]
 METADATA_COLUMNS = ["user_id", "join_date", "country", "device_type", "subscription_type"]
@@ -335,8 +335,8 @@ def stage_sessions(con: duckdb.DuckDBPyConnection, p: Params) -> None:
 
 
 # Same stages and tables as the pipeline; DuckDB names them <namespace>_<table>.
-STAGES = list(STAGE_OUTPUTS)
-STAGE_TABLES = {stage: [t.replace(".", "_") for t in tables] for stage, tables in STAGE_OUTPUTS.items()}
+STAGES = [s.name for s in PIPELINE_STAGES]
+STAGE_TABLES = {s.name: [t.replace(".", "_") for t in s.tables] for s in PIPELINE_STAGES}
 
 
 def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:

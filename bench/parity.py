@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from iceberg_catalog.tables import STAGES
+from spark_jobs.pipeline import STAGES
 
 # Table -> columns that identify a row. None = compare as a multiset of whole rows.
 # gold.sessions is keyed by (user_id, session_start): session_id is a hash whose
@@ -125,7 +125,7 @@ def read_spark_tables(spark) -> dict[str, pd.DataFrame]:
 
 
 def dump_spark_tables(out: Path) -> None:
-    from spark_jobs.session import build_spark_session
+    from spark_jobs.spark_session import build_spark_session
 
     spark = build_spark_session("parity-dump")
     out.mkdir(parents=True, exist_ok=True)
@@ -136,16 +136,15 @@ def dump_spark_tables(out: Path) -> None:
 
 def run_spark_pipeline(run_id: str, landing: Path) -> None:
     """Runs the five jobs' entry points in this process (one SparkSession) over every date of LANDING."""
-    import importlib
 
     for stage in STAGES:
         extra = ["--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")] \
-            if stage == "ingest" else []
-        importlib.import_module(f"spark_jobs.{stage}").main(["--run-id", run_id, *extra])
+            if stage.name == "ingest" else []
+        stage.main(["--run-id", run_id, *extra])
 
 
 def drop_tables(spark) -> None:
-    from iceberg_catalog.tables import TABLES
+    from spark_jobs.pipeline import TABLES
 
     for spec in TABLES.values():
         spark.sql(f"DROP TABLE IF EXISTS {spec.identifier} PURGE")
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spark-dump", type=Path, help="compare a dump made by --dump-spark instead of the live catalog")
     args = ap.parse_args(argv)
     if args.run_spark:
-        from spark_jobs.session import build_spark_session
+        from spark_jobs.spark_session import build_spark_session
 
         drop_tables(build_spark_session("parity"))
         run_spark_pipeline("parity", args.landing)
@@ -177,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.spark_dump:
         spark_tables = load_dumped_tables(args.spark_dump)
     else:
-        from spark_jobs.session import build_spark_session
+        from spark_jobs.spark_session import build_spark_session
 
         spark_tables = read_spark_tables(build_spark_session("parity"))
     problems = compare_all(spark_tables, duck)

@@ -41,7 +41,9 @@ os.environ.setdefault("ICEBERG_WAREHOUSE", str(ROOT / ".local" / "bench-warehous
 
 from bench import duckdb_metrics, eventlog  # noqa: E402
 from iceberg_catalog.config import spark_driver_conf, spark_jars  # noqa: E402
-from iceberg_catalog.tables import STAGES  # noqa: E402
+from spark_jobs.pipeline import STAGES as PIPELINE_STAGES  # noqa: E402
+
+STAGES = [s.name for s in PIPELINE_STAGES]
 
 RESULTS = ROOT / "bench" / "results"
 DATA_CACHE = ROOT / ".local" / "bench-data"
@@ -91,7 +93,7 @@ def reset_catalog() -> None:
     """Drops every pipeline table of the bench catalog and empties its warehouse, so each
     repeat starts from the same state (no growing snapshot history)."""
     from iceberg_catalog.config import load_pyiceberg_catalog
-    from iceberg_catalog.tables import TABLES
+    from spark_jobs.pipeline import TABLES
 
     catalog = load_pyiceberg_catalog()
     for name in [*TABLES, "ops.quality_results"]:

@@ -2,20 +2,28 @@
 ### GoodNote analytics pipeline
 
 Daily run over the event dates of the landing files. Every stage is one
-`spark-submit` of `spark_jobs/<stage>.py` writing its Iceberg tables to the
-run's branch `wap_<run id>`; the `gate_<stage>` task after it audits that
-branch and publishes it to `main` (write-audit-publish).
+`spark-submit` of `spark_jobs/<stage>.py` that writes its Iceberg tables to
+the run's branch `wap_<run id>`, audits exactly the rows it rewrote there
+with its Great Expectations suites, and only then publishes the branch to
+`main` (write-audit-publish), all in one Spark application.
 
-    ingest -> gate_ingest -> enrich -> gate_enrich -> engagement  -> gate_engagement
-                                                   -> performance -> gate_performance
-                                                   -> sessions    -> gate_sessions
+    ingest -> enrich -> engagement
+                     -> performance
+                     -> sessions
+
+**A blocked gate** fails its task without retry: the task log lists the
+failed expectations, *Extra links > Data Docs* opens the validation, `main`
+is untouched and the branch is kept; downstream tasks do not run. Any other
+failure is a fault and is retried. A table's asset event means it was
+published.
 
 **Dates.** The scheduled run of date D (data interval [D, D+1)) processes D;
 a backfill from A to B makes one such run per date. In the trigger form, set
 `start_date` (and `end_date`, inclusive) to process a date or a range, or
 `full_refresh` for every date; without them a manual run processes the last
 complete day before its logical date (Airflow's rule for data intervals).
-Re-running a date overwrites its partitions, never appends a copy.
+Re-running a date overwrites its partitions, never appends a copy. Every
+stage option is in the form, grouped by stage, with its default.
 
 **Spark master.** The `spark_default` connection: `local[*]` unless Airflow
 was started with `PIPELINE_SPARK_MASTER=yarn`.
@@ -28,12 +36,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from pipeline_tasks import ENRICH_OPTIONS, SparkJobOperator, stage_assets
-from quality_gate_operator import QualityGateOperator
-
-DATE = {"type": ["null", "string"], "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+from pipeline_tasks import STAGES, StageOperator, trigger_form
 
 with DAG(
     dag_id="goodnote_pipeline",
@@ -53,26 +58,9 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(hours=2),
     },
-    params={
-        "start_date": Param(None, **DATE, description="First event date (inclusive); overrides the data interval."),
-        "end_date": Param(None, **DATE, description="Last event date (inclusive); defaults to start_date."),
-        "full_refresh": Param(False, type="boolean", description="Process every date in the landing zone."),
-        "broadcast_max_bytes": Param(None, type=["null", "integer"], minimum=0,
-                                     description="enrich: broadcast user_dim when smaller than this."),
-        "hot_key_min_share": Param(None, type=["null", "number"], minimum=0, maximum=1,
-                                   description="enrich: share of rows that makes a user_id a hot key."),
-        "salt_buckets": Param(None, type=["null", "integer"], minimum=1, maximum=4096,
-                              description="enrich: salt buckets per hot key."),
-    },
+    params=trigger_form(),
 ) as dag:
-    def stage(name: str, **kwargs) -> SparkJobOperator:
-        return SparkJobOperator(task_id=name, job=name, outlets=stage_assets(name), **kwargs)
-
-    def gate(name: str) -> QualityGateOperator:
-        # Quality gate: audits the run's branch, then fast-forwards main to it; "Data Docs" link.
-        return QualityGateOperator(stage=name)
-
-    ingest, enrich = stage("ingest"), stage("enrich", options=ENRICH_OPTIONS)
-    ingest >> gate("ingest") >> enrich >> (gate_enrich := gate("enrich"))
-    for gold in ("engagement", "performance", "sessions"):
-        gate_enrich >> stage(gold) >> gate(gold)
+    tasks = {stage.name: StageOperator(stage=stage) for stage in STAGES}
+    for stage in STAGES:
+        for upstream in stage.after:
+            tasks[upstream] >> tasks[stage.name]

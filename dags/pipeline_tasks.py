@@ -1,16 +1,18 @@
-"""How a pipeline stage becomes one spark-submit: arguments, assets, retries.
+"""How a pipeline stage becomes one task: one spark-submit that writes, audits
+and publishes; its trigger-form fields, its assets, its retries.
 
-Imported by ``goodnote_pipeline.py``; listed in ``.airflowignore`` because it
-defines no DAG. Nothing here does I/O at import time: the connection, the
-process table and the YARN ResourceManager are only touched inside
-``SparkJobOperator.execute``, on a worker.
+Everything about a stage comes from its declaration (spark_jobs/<stage>.py,
+listed in spark_jobs/pipeline.py): the application, the tables (assets), the
+options (trigger-form params). Imported by ``goodnote_pipeline.py``; listed in
+``.airflowignore`` because it defines no DAG. Nothing here does I/O at import
+time: the connection, the process table and the YARN ResourceManager are only
+touched inside ``StageOperator.execute``, on a worker.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -23,7 +25,8 @@ from typing import Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import _mask_sensitive_values
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import Asset
+from airflow.sdk import Asset, BaseOperatorLink, Param
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SPARK_JOBS_DIR = PROJECT_ROOT / "spark_jobs"
@@ -34,14 +37,11 @@ CATALOG = "iceberg"
 # interpreter's path only: spark-submit children must get it from the zip.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
-from iceberg_catalog.tables import STAGE_OUTPUTS  # noqa: E402
+from spark_jobs.pipeline import STAGES  # noqa: E402
+from spark_jobs.stage import GATE_BLOCKED_EXIT, Stage, wap_branch  # noqa: E402
 
-# Trigger-form params that become job options (None = the job's own default).
-ENRICH_OPTIONS = {
-    "--broadcast-max-bytes": "broadcast_max_bytes",
-    "--hot-key-min-share": "hot_key_min_share",
-    "--salt-buckets": "salt_buckets",
-}
+DEFAULT_DATA_DOCS_PORT = 8765
+DATE = {"type": ["null", "string"], "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
 LIVE_YARN_STATES = "NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING"
 
 
@@ -50,13 +50,29 @@ def table_asset(table: str) -> Asset:
     return Asset(name=f"{CATALOG}.{table}", uri=f"iceberg://{CATALOG}/{namespace}/{name}")
 
 
-def stage_assets(stage: str) -> list[Asset]:
-    return [table_asset(t) for t in STAGE_OUTPUTS[stage]]
+def stage_assets(stage: Stage) -> list[Asset]:
+    return [table_asset(t) for t in stage.tables]
 
 
-def wap_branch(run_id: str) -> str:
-    """Iceberg branch of one DAG run: a run id made safe for `table.branch_<name>`."""
-    return "wap_" + re.sub(r"[^a-z0-9]+", "_", run_id.lower()).strip("_")
+def trigger_form() -> dict[str, Param]:
+    """The run's dates, then every option of every stage, with its default and bounds."""
+    form = {
+        "start_date": Param(None, **DATE, description="First event date (inclusive); overrides the data interval."),
+        "end_date": Param(None, **DATE, description="Last event date (inclusive); defaults to start_date."),
+        "full_refresh": Param(False, type="boolean", description="Process every date in the landing zone."),
+    }
+    for stage in STAGES:
+        for p in stage.params:
+            if p.name in form:
+                raise ValueError(f"stage option {p.name} of {stage.name} is declared by another stage too")
+            form[p.name] = Param(p.form_default(), **p.json_schema(), description=p.help, section=f"{stage.name} options")
+    return form
+
+
+def stage_options(stage: Stage, params: dict[str, Any]) -> list[str]:
+    """The stage's flags for the run's trigger-form values (unset optional paths left out)."""
+    return [arg for p in stage.params if params.get(p.name) is not None
+            for arg in (p.flag, p.argument(params[p.name]))]
 
 
 def event_dates(params: dict[str, Any], interval_start: datetime | None,
@@ -86,11 +102,6 @@ def date_args(dates: tuple[date, date] | None) -> list[str]:
     if dates is None:
         return []
     return ["--start-date", dates[0].isoformat(), "--end-date", dates[1].isoformat()]
-
-
-def option_args(options: dict[str, str], params: dict[str, Any]) -> list[str]:
-    return [arg for flag, key in options.items() if params.get(key) is not None
-            for arg in (flag, str(params[key]))]
 
 
 def application_name(dag_id: str, task_id: str, run_id: str) -> str:
@@ -172,28 +183,58 @@ def kill_yarn_app(rm_url: str, app_id: str) -> None:
     urllib.request.urlopen(req, timeout=30).close()
 
 
-class SparkJobOperator(SparkSubmitOperator):
-    """spark-submit of ``spark_jobs/<job>.py`` for this run's dates, on its WAP branch.
+def data_docs_port() -> int:
+    """DATA_DOCS_PORT of the worker's environment, else of the generated platform.env."""
+    from spark_jobs.quality.data_docs import data_docs_port as port
 
-    Adds to SparkSubmitOperator: the run's event dates and trigger-form options
-    as job arguments, a deterministic application name and YARN tag per
-    (dag, task, run), stopping an earlier attempt of the same task before
-    submitting, and a shell-quoted command line in the log.
+    return port()
+
+
+def gate_page_url(run_id: str, stage: str, port: int) -> str:
+    return f"http://localhost:{port}/gates/{wap_branch(run_id)}/{stage}.html"
+
+
+class DataDocsLink(BaseOperatorLink):
+    """The task's gate page: computed from the run id and the stage alone (the
+    gate writes it at gates/<wap branch>/<stage>.html of the served Data Docs),
+    so it exists even when the gate blocked. Airflow 3 evaluates the link on the
+    worker when the task ends and keeps it in XCom: no plugin needed."""
+
+    name = "Data Docs"
+
+    def get_link(self, operator: Any, *, ti_key: Any) -> str:
+        return gate_page_url(ti_key.run_id, operator.stage, data_docs_port())
+
+
+class StageOperator(SparkSubmitOperator):
+    """One stage of the run: a spark-submit of ``spark_jobs/<stage>.py`` that
+    writes the run's branch, audits it and publishes it (or not).
+
+    Adds to SparkSubmitOperator: the run's event dates and the stage's trigger-form
+    options as job arguments; a deterministic application name and YARN tag per
+    (dag, task, run); stopping an earlier attempt of the same task before
+    submitting; a shell-quoted command line in the log; and the verdict told apart
+    from faults: a blocked gate fails the task for good, anything else is retried.
+    The outlets are the stage's tables: Airflow records them only when the task
+    succeeds, which is when they were published.
     """
 
-    def __init__(self, *, job: str, job_args: list[str] | None = None,
-                 options: dict[str, str] | None = None, **kwargs: Any) -> None:
+    operator_extra_links = (DataDocsLink(),)
+
+    def __init__(self, *, stage: Stage, **kwargs: Any) -> None:
         kwargs.setdefault("conn_id", "spark_default")
+        kwargs.setdefault("task_id", stage.name)
         super().__init__(
-            application=str(SPARK_JOBS_DIR / f"{job}.py"),
+            application=str(SPARK_JOBS_DIR / f"{stage.name}.py"),
             py_files=str(PACKAGE_ZIP),
             name="{{ dag.dag_id }}.{{ task.task_id }}.{{ run_id }}",
-            application_args=["--run-id", "{{ run_id }}", *(job_args or [])],
+            application_args=["--run-id", "{{ run_id }}"],
             spark_binary=os.environ.get("PIPELINE_SPARK_SUBMIT", "spark-submit"),
+            outlets=stage_assets(stage),
             **kwargs,
         )
-        self.job = job
-        self.options = options or {}
+        self.stage = stage.name
+        self._declaration = stage
 
     def execute(self, context: Any) -> None:
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
@@ -202,10 +243,7 @@ class SparkJobOperator(SparkSubmitOperator):
         # Kept apart so that a second execute() of the same object (dag.test()
         # retries in-process) does not append the run's arguments twice.
         self._templated_args = getattr(self, "_templated_args", None) or list(self.application_args)
-        self.application_args = [
-            *self._templated_args, *date_args(dates), *option_args(self.options, params),
-            "--branch", wap_branch(run_id),
-        ]
+        self.application_args = [*self._templated_args, *date_args(dates), *stage_options(self._declaration, params)]
         # The catalog jars must be on spark-submit's own command line: a JVM that
         # is already running ignores spark.jars set later by the SparkSession builder.
         from iceberg_catalog.config import spark_driver_conf, spark_jars
@@ -226,7 +264,17 @@ class SparkJobOperator(SparkSubmitOperator):
             if properties:
                 hook._properties_file = properties
             self._kill_earlier_yarn_attempts(hook, tag)
-        super().execute(context)
+        try:
+            super().execute(context)
+        except AirflowException as exc:
+            if f"Error code is: {GATE_BLOCKED_EXIT}." in str(exc):
+                url = gate_page_url(run_id, self.stage, data_docs_port())
+                raise AirflowFailException(
+                    f"quality gate of {self.stage} blocked run {run_id}: error expectations failed (listed in the "
+                    f"log above), main left untouched, branch {wap_branch(run_id)} kept. Data Docs: {url}") from exc
+            self.log.error("stage %s failed without a verdict on its data (a fault, not a failed audit): "
+                           "Airflow retries it", self.stage)
+            raise
 
     def _get_hook(self):
         hook = super()._get_hook()

@@ -89,8 +89,8 @@ def metadata_table(table: str, suffix: str) -> str:
 
 
 def published_tables() -> list[str]:
-    """Every table the pipeline publishes (iceberg_catalog.tables), sorted."""
-    from iceberg_catalog.tables import TABLES
+    """Every table the pipeline writes (spark_jobs/pipeline.py), sorted."""
+    from spark_jobs.pipeline import TABLES
 
     return sorted(TABLES)
 

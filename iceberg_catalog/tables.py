@@ -1,4 +1,5 @@
-"""DDL of every table the pipeline publishes, and which stage writes which.
+"""How a table is declared and created. Each stage declares its output tables
+(spark_jobs/<stage>.py); the ops tables every run writes are declared here.
 
 Schemas and partition specs are explicit (never inferred from a DataFrame) so
 that a job producing a wrong column fails at write time. Date-scoped tables are
@@ -39,81 +40,29 @@ class TableSpec:
         )
 
 
-INTERACTION_COLUMNS = (
-    "user_id STRING NOT NULL, event_ts TIMESTAMP NOT NULL, event_date DATE NOT NULL, "
-    "action_type STRING, page_id STRING, duration_ms BIGINT NOT NULL, app_version STRING NOT NULL"
-)
-USER_COLUMNS = "join_date DATE, country STRING, device_type STRING, subscription_type STRING"
-
-TABLES = {
-    t.name: t
-    for t in [
-        TableSpec("bronze.interactions", f"{INTERACTION_COLUMNS}, source_file STRING", "event_date",
-                  "Accepted landing interactions, typed; no deduplication", plain_encoding=True),
-        TableSpec("bronze.user_metadata", f"user_id STRING NOT NULL, {USER_COLUMNS}, source_file STRING", "",
-                  "Accepted landing user metadata as read"),
-        TableSpec("bronze.rejected_rows",
-                  "dataset STRING NOT NULL, event_date DATE, source_file STRING, raw STRING, reason STRING NOT NULL, run_id STRING NOT NULL",
-                  "dataset, event_date",
-                  "Landing rows that failed parsing, with the reason; event_date is NULL when unknown"),
-        TableSpec("silver.user_dim", f"user_id STRING NOT NULL, {USER_COLUMNS}", "",
-                  "One row per user_id: earliest join_date, ties to the smallest attributes"),
-        TableSpec("silver.interactions_enriched", f"{INTERACTION_COLUMNS}, {USER_COLUMNS}", "event_date",
-                  "Every bronze interaction once, left joined to silver.user_dim"),
-        TableSpec("gold.daily_engagement",
-                  "event_date DATE NOT NULL, dau BIGINT, mau_30d BIGINT, stickiness DOUBLE, events BIGINT, total_duration_ms BIGINT",
-                  "event_date"),
-        TableSpec("gold.monthly_active_users", "month DATE NOT NULL, mau BIGINT", "month"),
-        TableSpec("gold.power_users",
-                  "user_id STRING NOT NULL, total_duration_ms BIGINT, events BIGINT, active_days BIGINT, "
-                  "country STRING, device_type STRING, subscription_type STRING"),
-        TableSpec("gold.cohort_retention",
-                  "cohort_week DATE NOT NULL, week_offset INT NOT NULL, cohort_size BIGINT, active_users BIGINT, retention_rate DOUBLE"),
-        TableSpec("gold.app_version_latency",
-                  "event_date DATE NOT NULL, app_version STRING, events BIGINT, p50_ms DOUBLE, p95_ms DOUBLE, p99_ms DOUBLE",
-                  "event_date"),
-        TableSpec("gold.app_version_latency_overall",
-                  "app_version STRING, events BIGINT, p50_ms DOUBLE, p95_ms DOUBLE, p99_ms DOUBLE"),
-        TableSpec("gold.device_latency",
-                  "device_type STRING, events BIGINT, mean_ms DOUBLE, p50_ms DOUBLE, p95_ms DOUBLE, p99_ms DOUBLE"),
-        TableSpec("gold.device_latency_association",
-                  "events BIGINT, eta_squared DOUBLE, kruskal_h DOUBLE, kruskal_p_value DOUBLE"),
-        TableSpec("gold.usage_anomalies",
-                  "event_date DATE NOT NULL, dimension STRING, dimension_value STRING, metric STRING, value DOUBLE, "
-                  "baseline_mean DOUBLE, baseline_std DOUBLE, z_score DOUBLE, severity STRING",
-                  "event_date"),
-        TableSpec("gold.sessions",
-                  "session_id STRING NOT NULL, user_id STRING NOT NULL, session_start TIMESTAMP, session_end TIMESTAMP, "
-                  "session_date DATE NOT NULL, actions BIGINT, session_duration_ms BIGINT, is_bounce BOOLEAN, "
-                  "device_type STRING, country STRING",
-                  "session_date"),
-        TableSpec("gold.session_daily",
-                  "session_date DATE NOT NULL, dimension STRING, dimension_value STRING, sessions BIGINT, users BIGINT, "
-                  "avg_actions DOUBLE, avg_duration_ms DOUBLE, p50_duration_ms DOUBLE, bounce_rate DOUBLE, sessions_per_user DOUBLE",
-                  "session_date"),
-        TableSpec("ops.job_runs",
-                  "run_id STRING NOT NULL, job STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, "
-                  "rows_in BIGINT, rows_out BIGINT, rows_rejected BIGINT, metrics_json STRING",
-                  "job", "One row per job run"),
-    ]
-}
-
-# What each stage publishes (ops.job_runs is written by every job, straight to main).
-STAGE_OUTPUTS: dict[str, list[str]] = {
-    "ingest": ["bronze.interactions", "bronze.user_metadata", "bronze.rejected_rows"],
-    "enrich": ["silver.user_dim", "silver.interactions_enriched"],
-    "engagement": ["gold.daily_engagement", "gold.monthly_active_users", "gold.power_users", "gold.cohort_retention"],
-    "performance": ["gold.app_version_latency", "gold.app_version_latency_overall", "gold.device_latency",
-                    "gold.device_latency_association", "gold.usage_anomalies"],
-    "sessions": ["gold.sessions", "gold.session_daily"],
-}
-STAGES = list(STAGE_OUTPUTS)
+# Tables every stage writes straight to main: they record runs and audits, they are not audited.
+JOB_RUNS = TableSpec(
+    "ops.job_runs",
+    "run_id STRING NOT NULL, job STRING NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP, status STRING, "
+    "rows_in BIGINT, rows_out BIGINT, rows_rejected BIGINT, metrics_json STRING",
+    "job", "One row per job run")
+QUALITY_RESULTS = TableSpec(
+    "ops.quality_results",
+    "run_id STRING NOT NULL, stage STRING NOT NULL, table_name STRING NOT NULL, branch STRING, snapshot_id BIGINT, "
+    "expectation_type STRING NOT NULL, expectation STRING NOT NULL, severity STRING NOT NULL, "
+    "success BOOLEAN NOT NULL, observed_value STRING, data_docs_page STRING, validated_at TIMESTAMP NOT NULL",
+    "days(validated_at)", "One row per expectation per table per quality-gate run")
+OPS_TABLES = (JOB_RUNS, QUALITY_RESULTS)
 
 
-def create_all(spark, names: list[str] | None = None) -> None:
-    """Creates the namespaces and tables that do not exist yet."""
-    specs = [TABLES[n] for n in names] if names else list(TABLES.values())
-    for namespace in sorted({s.name.split(".")[0] for s in specs}):
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS iceberg.{namespace}")
-    for spec in specs:
-        spark.sql(spec.ddl())
+def create_tables(spark, specs) -> None:
+    """Creates the namespaces and tables that do not exist yet. Stages that run
+    side by side may create the same ones at once: the one that loses the race
+    finds them made."""
+    statements = [f"CREATE NAMESPACE IF NOT EXISTS iceberg.{ns}" for ns in sorted({s.name.split(".")[0] for s in specs})]
+    for statement in statements + [spec.ddl() for spec in specs]:
+        try:
+            spark.sql(statement)
+        except Exception as exc:
+            if "already exists" not in str(exc).lower():
+                raise

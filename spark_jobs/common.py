@@ -1,11 +1,9 @@
-"""What every job entry point shares: arguments, the run's date range, table
-writes (to main or to a write-audit-publish branch) and the ops.job_runs row."""
+"""What every stage shares: the run's date range, casting to a table's schema,
+actions side by side, and the ops.job_runs row."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
-import re
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -17,7 +15,7 @@ from pyspark import inheritable_thread_target
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from iceberg_catalog.tables import TABLES, create_all
+from iceberg_catalog.tables import JOB_RUNS, TableSpec, create_tables
 
 
 @dataclass(frozen=True)
@@ -45,67 +43,15 @@ class DateRange:
         return "all dates" if self.everything else f"{self.start}..{self.end}"
 
 
-def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
-
-
-def base_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--run-id", default=None, help="identifies the run in ops tables (default: manual__<utc time>)")
-    parser.add_argument("--start-date", type=_date, help="first event date to process (inclusive)")
-    parser.add_argument("--end-date", type=_date, help="last event date to process (inclusive)")
-    parser.add_argument("--branch", default=None,
-                        help="write every output table to this Iceberg branch (write-audit-publish) instead of main")
-    return parser
-
-
-def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, DateRange]:
-    args = parser.parse_args(argv)
-    if (args.start_date is None) != (args.end_date is None):
-        args.start_date = args.start_date or args.end_date
-        args.end_date = args.end_date or args.start_date
-    if args.start_date and args.start_date > args.end_date:
-        parser.error(f"--start-date {args.start_date} is after --end-date {args.end_date}")
-    if args.run_id is None:
-        args.run_id = "manual__" + dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    if args.branch is not None and not re.fullmatch(r"[A-Za-z0-9_]+", args.branch):
-        parser.error(f"--branch must match [A-Za-z0-9_]+, got {args.branch!r}")
-    return args, DateRange(args.start_date, args.end_date)
-
-
-def conform(df: DataFrame, table: str) -> DataFrame:
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     """Selects the table's columns in its order, cast to its types; a missing
     column is an error naming the table and what the DataFrame had."""
-    spec = TABLES[table]
     schema = [c.strip().split(" ")[:2] for c in spec.columns.split(",")]
     missing = [name for name, _ in schema if name not in df.columns]
     if missing:
-        raise ValueError(f"{table}: DataFrame lacks columns {missing}; it has {df.columns}")
+        raise ValueError(f"{spec.name}: DataFrame lacks columns {missing}; it has {df.columns}")
     # One expression list: a Column per field would cost two Py4J calls each.
     return df.selectExpr(*[f"CAST(`{name}` AS {type_}) AS `{name}`" for name, type_ in schema])
-
-
-def write_table(spark: SparkSession, df: DataFrame, table: str, replace: Column, branch: str | None = None,
-                clustered_by_partition: bool = False) -> None:
-    """Atomically replaces the rows matching ``replace`` with ``df`` in one
-    Iceberg commit. ``replace`` must select whole partitions of the table.
-
-    Iceberg shuffles the rows by partition before writing, so each partition gets
-    one file per write. ``clustered_by_partition`` says each task of ``df`` already
-    holds the rows of a few partitions only, so the shuffle is skipped: each task
-    writes one file per partition it holds."""
-    create_all(spark, [table])
-    identifier = TABLES[table].identifier
-    if branch:
-        spark.sql(f"ALTER TABLE {identifier} CREATE BRANCH IF NOT EXISTS {branch}")
-        identifier = f"{identifier}.branch_{branch}"
-    writer = conform(df, table).writeTo(identifier)
-    if clustered_by_partition:
-        writer = writer.option("distribution-mode", "none")
-    writer.overwrite(replace)
 
 
 def side_by_side(spark: SparkSession, *actions: Callable[[], Any]) -> list[Any]:
@@ -126,11 +72,6 @@ def side_by_side(spark: SparkSession, *actions: Callable[[], Any]) -> list[Any]:
         if future.exception() is not None:
             raise future.exception()
     return [future.result() for future in futures]
-
-
-def read_table(spark: SparkSession, table: str) -> DataFrame:
-    """Reads main: upstream stages are published by their gates before we run."""
-    return spark.table(TABLES[table].identifier)
 
 
 def estimated_bytes(df: DataFrame) -> int:
@@ -162,6 +103,7 @@ class JobRun:
     rows_out: int | None = None
     rows_rejected: int | None = None
     metrics: dict = field(default_factory=dict)
+    status: str = "succeeded"  # when the run ends without an exception; a blocked gate says "blocked"
 
 
 @contextmanager
@@ -174,7 +116,7 @@ def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, b
     status = "failed"
     try:
         yield run
-        status = "succeeded"
+        status = run.status
     except Exception as exc:
         run.metrics["error"] = f"{type(exc).__name__}: {exc}"[:4000]
         run.metrics["traceback"] = traceback.format_exc()[-4000:]
@@ -186,8 +128,8 @@ def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, b
                 json.dumps(run.metrics, default=str, sort_keys=True))]
         schema = ("run_id string, job string, started_at timestamp, finished_at timestamp, status string, "
                   "rows_in bigint, rows_out bigint, rows_rejected bigint, metrics_json string")
-        create_all(spark, ["ops.job_runs"])
-        conform(spark.createDataFrame(row, schema), "ops.job_runs").writeTo("iceberg.ops.job_runs").append()
+        create_tables(spark, [JOB_RUNS])
+        conform(spark.createDataFrame(row, schema), JOB_RUNS).writeTo(JOB_RUNS.identifier).append()
         print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
               f"rows_in={run.rows_in} rows_out={run.rows_out} rows_rejected={run.rows_rejected}")
 

@@ -9,56 +9,64 @@ import sys
 
 from pyspark.sql import functions as F
 
-from iceberg_catalog.tables import STAGE_OUTPUTS, create_all
-from spark_jobs.common import (base_parser, estimated_bytes, job_run, parse_args, plan_for_input_size,
-                               read_table, side_by_side, write_table)
-from spark_jobs.session import build_spark_session
+from iceberg_catalog.tables import TableSpec
+from spark_jobs.common import estimated_bytes, plan_for_input_size
+from spark_jobs.stage import WHOLE_TABLE, Output, Param, Stage, StageRun, run_dates, run_months
 from spark_jobs.transforms import engagement as T
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = base_parser(__doc__)
-    defaults = T.EngagementParams()
-    parser.add_argument("--duration-cap-ms", type=int, default=defaults.duration_cap_ms)
-    parser.add_argument("--power-user-fraction", type=float, default=defaults.power_user_fraction)
-    args, dates = parse_args(parser, argv)
-    params = T.EngagementParams(args.duration_cap_ms, args.power_user_fraction)
-    spark = build_spark_session(f"engagement {args.run_id}")
-
-    with job_run(spark, "engagement", args.run_id, dates, args.branch) as run:
-        # One scan and aggregation of the events; every table reads this rollup of them.
-        enriched = read_table(spark, "silver.interactions_enriched")
-        run.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(enriched))
-        user_days = T.user_days(enriched, params.duration_cap_ms).localCheckpoint()
-        days = dates.widened(days_after=T.MAU_WINDOW_DAYS - 1)
-        daily = T.daily_engagement(user_days.where(days.widened(days_before=T.MAU_WINDOW_DAYS - 1).contains(F.col("event_date"))))
-        months = dates if dates.everything else type(dates)(dates.start.replace(day=1), _month_end(dates.end))
-        monthly = T.monthly_active_users(user_days.where(months.contains(F.col("event_date"))))
-        # Four small tables from one rollup: written side by side (common.side_by_side).
-        create_all(spark, STAGE_OUTPUTS["engagement"])
-        *_, rows_in = side_by_side(
-            spark,
-            lambda: write_table(spark, daily.where(days.contains(F.col("event_date"))), "gold.daily_engagement",
-                                days.contains(F.col("event_date")), args.branch),
-            lambda: write_table(spark, monthly, "gold.monthly_active_users", months.contains(F.col("month")),
-                                args.branch),
-            lambda: write_table(spark, T.power_users(user_days, params.power_user_fraction), "gold.power_users",
-                                F.lit(True), args.branch),
-            lambda: write_table(spark, T.cohort_retention(user_days), "gold.cohort_retention", F.lit(True),
-                                args.branch),
-            lambda: user_days.where(dates.contains(F.col("event_date"))).agg(F.sum("events")).first()[0] or 0,
-        )
-        run.rows_in = run.rows_out = rows_in
-        run.rows_rejected = 0
-        run.metrics["params"] = vars(params)
+def compute(run: StageRun) -> None:
+    spark, p = run.spark, run.params
+    # One scan and aggregation of the events; every table reads this rollup of them.
+    enriched = run.read("silver.interactions_enriched")
+    run.record.metrics["codegen"] = plan_for_input_size(spark, estimated_bytes(enriched))
+    user_days = T.user_days(enriched, p.duration_cap_ms).localCheckpoint()
+    # A day's mau_30d reads the 29 days before it.
+    window_days = run.dates.widened(days_before=T.MAU_WINDOW_DAYS - 1, days_after=T.MAU_WINDOW_DAYS - 1)
+    daily = T.daily_engagement(user_days.where(window_days.contains(F.col("event_date"))))
+    # The month filter reaches below the aggregation: only the run's months are counted.
+    monthly = T.monthly_active_users(user_days).where(run.owned("gold.monthly_active_users"))
+    # Four small tables from one rollup: written side by side (common.side_by_side).
+    *_, rows_in = run.side_by_side(
+        lambda: run.write("gold.daily_engagement", daily.where(run.owned("gold.daily_engagement"))),
+        lambda: run.write("gold.monthly_active_users", monthly),
+        lambda: run.write("gold.power_users", T.power_users(user_days, p.power_user_fraction)),
+        lambda: run.write("gold.cohort_retention", T.cohort_retention(user_days, run.read("silver.user_dim"))),
+        lambda: user_days.where(run.dates.contains(F.col("event_date"))).agg(F.sum("events")).first()[0] or 0,
+    )
+    run.record.rows_in = run.record.rows_out = rows_in
+    run.record.rows_rejected = 0
 
 
-def _month_end(d):
-    import datetime as dt
-
-    first_of_next = (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-    return first_of_next - dt.timedelta(days=1)
-
+STAGE = Stage(
+    name="engagement",
+    description=__doc__,
+    outputs=(
+        Output(TableSpec("gold.daily_engagement",
+                         "event_date DATE NOT NULL, dau BIGINT, mau_30d BIGINT, stickiness DOUBLE, events BIGINT, "
+                         "total_duration_ms BIGINT", "event_date"),
+               run_dates("event_date", days_after=T.MAU_WINDOW_DAYS - 1)),
+        Output(TableSpec("gold.monthly_active_users", "month DATE NOT NULL, mau BIGINT", "month"),
+               run_months("month")),
+        Output(TableSpec("gold.power_users",
+                         "user_id STRING NOT NULL, total_duration_ms BIGINT, events BIGINT, active_days BIGINT, "
+                         "country STRING, device_type STRING, subscription_type STRING"),
+               WHOLE_TABLE),
+        Output(TableSpec("gold.cohort_retention",
+                         "cohort_week DATE NOT NULL, week_offset INT NOT NULL, cohort_size BIGINT, "
+                         "active_users BIGINT, retention_rate DOUBLE"),
+               WHOLE_TABLE),
+    ),
+    compute=compute,
+    after=("enrich",),
+    params=(
+        Param("duration_cap_ms", "int", T.DEFAULT_DURATION_CAP_MS, "each event's duration_ms is capped at this before a user's "
+              "total is summed (power users)", minimum=0),
+        Param("power_user_fraction", "float", T.DEFAULT_POWER_USER_FRACTION, "power users are the top ceil(fraction x users) by capped "
+              "total, ties included", exclusive_minimum=0, maximum=1),
+    ),
+)
+main = STAGE.main
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,7 @@
 """ingest: landing files -> bronze.interactions, bronze.user_metadata, bronze.rejected_rows."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -8,11 +9,10 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from iceberg_catalog.tables import create_all
-from spark_jobs.common import (DateRange, base_parser, job_run, parse_args, plan_for_input_size, side_by_side,
-                               write_table)
+from iceberg_catalog.tables import TableSpec
+from spark_jobs.common import DateRange, plan_for_input_size
 from spark_jobs.landing import landing_bytes, read_csv_lines, read_landing
-from spark_jobs.session import build_spark_session
+from spark_jobs.stage import WHOLE_TABLE, Output, Owns, Param, Stage, StageRun, run_dates
 from spark_jobs.transforms import ingest as T
 
 MIN_SPLITS_CONF = "spark.sql.files.minPartitionNum"
@@ -20,77 +20,89 @@ MIN_SPLITS_CONF = "spark.sql.files.minPartitionNum"
 # lines are found by looking each line up in a broadcast of them instead of matching
 # the pattern a second time; a larger broadcast would cost the driver's memory.
 MAX_LOOKED_UP_IRREGULAR_BYTES = 64 * 1024 * 1024
-LANDING_DIR = os.environ.get("LANDING_DIR", os.path.join(os.getcwd(), ".local", "landing"))
+INTERACTION_COLUMNS = (
+    "user_id STRING NOT NULL, event_ts TIMESTAMP NOT NULL, event_date DATE NOT NULL, "
+    "action_type STRING, page_id STRING, duration_ms BIGINT NOT NULL, app_version STRING NOT NULL"
+)
+USER_COLUMNS = "join_date DATE, country STRING, device_type STRING, subscription_type STRING"
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = base_parser(__doc__)
-    parser.add_argument("--interactions", default=os.path.join(LANDING_DIR, "user_interactions"))
-    parser.add_argument("--metadata", default=os.path.join(LANDING_DIR, "user_metadata"))
-    args, dates = parse_args(parser, argv)
-    spark = build_spark_session(f"ingest {args.run_id}")
+def _landing(name: str) -> str:
+    return os.path.join(os.environ.get("LANDING_DIR", os.path.join(os.getcwd(), ".local", "landing")), name)
+
+
+def _rejected_rows_of_run(run: StageRun) -> Column:
+    """Interaction rejects of the run's dates or of no date at all (every run
+    re-derives those from the same files), and every metadata reject: the
+    metadata is a snapshot each run replaces."""
+    interactions = (F.col("dataset") == "user_interactions") & (
+        run.dates.contains(F.col("event_date")) | F.col("event_date").isNull())
+    return interactions | (F.col("dataset") == "user_metadata")
+
+
+def compute(run: StageRun) -> None:
+    spark, dates, p = run.spark, run.dates, run.params
+    interactions_path = p.interactions or _landing("user_interactions")
+    metadata_path = p.metadata or _landing("user_metadata")
     if spark.conf.get(MIN_SPLITS_CONF, None) is None:
         # Eight read splits per core: a big landing file otherwise becomes a few long
         # tasks whose last wave leaves cores idle. Splits stay at most 128 MB.
         spark.conf.set(MIN_SPLITS_CONF, str(8 * spark.sparkContext.defaultParallelism))
-    create_all(spark)  # first stage: every table exists before any parallel stage runs
-    with job_run(spark, "ingest", args.run_id, dates, args.branch) as run:
-        run.metrics["codegen"] = plan_for_input_size(
-            spark, landing_bytes(spark, args.interactions) + landing_bytes(spark, args.metadata))
-        classified, rejectable = classify_landing_interactions(spark, args.interactions, dates)
-        accepted = F.col("reject_reason").isNull()
-        row_date = F.when(accepted, F.col("event_date")).otherwise(F.coalesce("folder_date", "event_date"))
-        # Rows of a flat file dated outside the run belong to other runs; rejected
-        # rows with no date at all are re-derived by every run from the same file.
-        in_run = dates.contains(row_date) | (~accepted & row_date.isNull())
-        counts = Observation("interactions")
-        observed = classified.observe(
-            counts,
-            F.count(F.lit(1)).alias("rows_read"),
-            F.sum((in_run & accepted).cast("long")).alias("accepted"),
-            F.sum((in_run & ~accepted).cast("long")).alias("rejected"),
-            F.sum((~in_run).cast("long")).alias("out_of_range"),
-            *_reason_counts(T.INTERACTION_REASONS, in_run),
-        )
-        meta = T.classify_metadata(read_landing(spark, args.metadata, T.METADATA_FIELDS, DateRange()))
-        meta_counts = Observation("metadata")
-        meta = meta.observe(meta_counts, F.count(F.lit(1)).alias("rows_read"),
-                            F.sum(F.col("reject_reason").isNull().cast("long")).alias("accepted"),
-                            F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("rejected"),
-                            *_reason_counts(T.METADATA_REASONS, F.lit(True)))
-        meta = meta.persist(StorageLevel.MEMORY_AND_DISK)
-        # The metadata's small jobs and commit run beside the events' write (common.side_by_side).
-        side_by_side(
-            spark,
-            # The interaction counts come from this pass only.
-            lambda: write_table(spark, T.accepted_interactions(observed.where(in_run)), "bronze.interactions",
-                                dates.contains(F.col("event_date")), args.branch),
-            lambda: write_table(spark, T.accepted_metadata(meta), "bronze.user_metadata", F.lit(True), args.branch),
-        )
-        # Both datasets' rejected rows in one commit.
-        rejected = T.rejected_interactions(rejectable.where(in_run), args.run_id).unionByName(
-            T.rejected_metadata(meta, args.run_id))
-        write_table(spark, rejected, "bronze.rejected_rows",
-                    ((F.col("dataset") == "user_interactions")
-                     & (dates.contains(F.col("event_date")) | F.col("event_date").isNull()))
-                    | (F.col("dataset") == "user_metadata"), args.branch)
-        meta.unpersist()
-        c = counts.get
-        m = meta_counts.get
+    run.record.metrics["codegen"] = plan_for_input_size(
+        spark, landing_bytes(spark, interactions_path) + landing_bytes(spark, metadata_path))
+    classified, rejectable = classify_landing_interactions(spark, interactions_path, dates)
+    accepted = F.col("reject_reason").isNull()
+    row_date = F.when(accepted, F.col("event_date")).otherwise(F.coalesce("folder_date", "event_date"))
+    # Rows of a flat file dated outside the run belong to other runs; rejected
+    # rows with no date at all are re-derived by every run from the same file.
+    in_run = dates.contains(row_date) | (~accepted & row_date.isNull())
+    counts = Observation("interactions")
+    observed = classified.observe(
+        counts,
+        F.count(F.lit(1)).alias("rows_read"),
+        F.sum((in_run & accepted).cast("long")).alias("accepted"),
+        F.sum((in_run & ~accepted).cast("long")).alias("rejected"),
+        F.sum((~in_run).cast("long")).alias("out_of_range"),
+        *_reason_counts(T.INTERACTION_REASONS, in_run),
+    )
+    meta = T.classify_metadata(read_landing(spark, metadata_path, T.METADATA_FIELDS, DateRange()))
+    meta_counts = Observation("metadata")
+    meta = meta.observe(meta_counts, F.count(F.lit(1)).alias("rows_read"),
+                        F.sum(F.col("reject_reason").isNull().cast("long")).alias("accepted"),
+                        F.sum(F.col("reject_reason").isNotNull().cast("long")).alias("rejected"),
+                        *_reason_counts(T.METADATA_REASONS, F.lit(True)))
+    meta = meta.persist(StorageLevel.MEMORY_AND_DISK)
+    # The metadata's small jobs and commit run beside the events' write (common.side_by_side).
+    run.side_by_side(
+        # The interaction counts come from this pass only.
+        lambda: run.write("bronze.interactions", T.accepted_interactions(observed.where(in_run))),
+        lambda: run.write("bronze.user_metadata", T.accepted_metadata(meta)),
+    )
+    # Both datasets' rejected rows in one commit.
+    run.write("bronze.rejected_rows", T.rejected_interactions(rejectable.where(in_run), run.run_id).unionByName(
+        T.rejected_metadata(meta, run.run_id)))
+    meta.unpersist()
+    c, m = counts.get, meta_counts.get
+    record = run.record
+    record.rows_in = (c["accepted"] or 0) + (c["rejected"] or 0)
+    record.rows_out = c["accepted"] or 0
+    record.rows_rejected = c["rejected"] or 0
+    record.metrics.update({
+        "interactions_rows_read": c["rows_read"], "interactions_accepted": c["accepted"] or 0,
+        "interactions_rejected": c["rejected"] or 0, "interactions_out_of_range": c["out_of_range"] or 0,
+        "metadata_rows_read": m["rows_read"], "metadata_accepted": m["accepted"] or 0,
+        "metadata_rejected": m["rejected"] or 0,
+        "rejected_by_reason": {
+            **{f"user_interactions.{r}": c[r] for r in T.INTERACTION_REASONS if c[r]},
+            **{f"user_metadata.{r}": m[r] for r in T.METADATA_REASONS if m[r]},
+        },
+    })
 
-        run.rows_in = (c["accepted"] or 0) + (c["rejected"] or 0)
-        run.rows_out = c["accepted"] or 0
-        run.rows_rejected = c["rejected"] or 0
-        run.metrics.update({
-            "interactions_rows_read": c["rows_read"], "interactions_accepted": c["accepted"] or 0,
-            "interactions_rejected": c["rejected"] or 0, "interactions_out_of_range": c["out_of_range"] or 0,
-            "metadata_rows_read": m["rows_read"], "metadata_accepted": m["accepted"] or 0,
-            "metadata_rejected": m["rejected"] or 0,
-            "rejected_by_reason": {
-                **{f"user_interactions.{r}": c[r] for r in T.INTERACTION_REASONS if c[r]},
-                **{f"user_metadata.{r}": m[r] for r in T.METADATA_REASONS if m[r]},
-            },
-        })
+
+def suite_parameters(run: StageRun) -> dict:
+    # bronze.rejected_rows holds the rejects of both files: its bound counts the rows of both.
+    rows_read = run.record.rows_in + run.record.metrics["metadata_rows_read"]
+    return {"max_rejected_rows": math.floor(rows_read * run.params.max_rejected_share + 1e-9)}
 
 
 def classify_landing_interactions(spark: SparkSession, path: str, dates: DateRange) -> tuple[DataFrame, DataFrame]:
@@ -127,5 +139,37 @@ def _reason_counts(reasons: tuple[str, ...], counted: Column) -> list[Column]:
     return [F.sum((counted & (F.col("reject_reason") == r)).cast("long")).alias(r) for r in reasons]
 
 
+STAGE = Stage(
+    name="ingest",
+    description=__doc__,
+    outputs=(
+        # Written once per run and read once, by enrich: at 10M events the dictionary
+        # lookups of its nearly unique timestamps cost the write 3 s, more than plain
+        # files cost enrich's read.
+        Output(TableSpec("bronze.interactions", f"{INTERACTION_COLUMNS}, source_file STRING", "event_date",
+                         "Accepted landing interactions, typed; no deduplication", plain_encoding=True),
+               run_dates("event_date")),
+        Output(TableSpec("bronze.user_metadata", f"user_id STRING NOT NULL, {USER_COLUMNS}, source_file STRING", "",
+                         "Accepted landing user metadata as read"),
+               WHOLE_TABLE),
+        Output(TableSpec("bronze.rejected_rows",
+                         "dataset STRING NOT NULL, event_date DATE, source_file STRING, raw STRING, "
+                         "reason STRING NOT NULL, run_id STRING NOT NULL",
+                         "dataset, event_date",
+                         "Landing rows that failed parsing, with the reason; event_date is NULL when unknown"),
+               Owns("interaction rejects of the run's dates or of no date, and every metadata reject",
+                    _rejected_rows_of_run)),
+    ),
+    compute=compute,
+    params=(
+        Param("interactions", "path", None, "landing path of the interactions (default: $LANDING_DIR/user_interactions)"),
+        Param("metadata", "path", None, "landing path of the user metadata (default: $LANDING_DIR/user_metadata)"),
+        Param("max_rejected_share", "float", 0.05, "the gate blocks a run that rejects more than this share of "
+              "the rows it read", minimum=0, maximum=1),
+    ),
+    suite_parameters=suite_parameters,
+)
+main = STAGE.main
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))

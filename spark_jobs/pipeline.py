@@ -1,103 +1,72 @@
-"""pipeline: stages in order in one Spark application.
+"""pipeline: the stages, in order, in one Spark application.
 
     spark-submit --py-files .local/dist/pipeline.zip spark_jobs/pipeline.py \
-        --run-id RUN [--start-date D --end-date D] [--stages enrich,engagement] [--branch wap_RUN]
+        --run-id RUN [--start-date D --end-date D] [--stages enrich,engagement] [--<stage option> V ...]
 
-The DAG runs each stage and each gate as its own spark-submit, so that each can
-be retried and re-run on its own. This runs them in one JVM. Use it on a laptop,
-for a benchmark, or to re-run a date range by hand. It saves every later stage
-its JVM, session and catalog start-up and its JIT warm-up; docs/performance.md
-has the figures. Each stage still records its own ops.job_runs row.
+The DAG runs each stage as its own spark-submit, so that each can be retried
+and re-run on its own. This runs them in one JVM: on a laptop, for a
+benchmark, or to re-run a date range by hand. Each stage writes, audits and
+publishes exactly as in the DAG, records its own ops.job_runs row, and a
+blocked gate stops the run (exit 65) before the next stage. It takes every
+option of every stage it runs.
 
-Without --branch, each stage writes main. With --branch, each stage writes
-that branch, and its quality gate audits it and publishes it to main before
-the next stage reads main, as in the DAG. A failed gate stops the run with
-exit 1, leaving main untouched and the branch kept.
+``STAGES`` is the pipeline: every stage in the order they run, each declared
+in its own module. The DAG, the docs and the tests derive from it.
 """
 from __future__ import annotations
 
-import importlib
+import argparse
 import sys
 import time
-from pathlib import Path
 
-from iceberg_catalog.tables import STAGE_OUTPUTS, STAGES
-from spark_jobs.common import base_parser, parse_args
-from spark_jobs.session import build_spark_session
+from iceberg_catalog.tables import OPS_TABLES
+from spark_jobs import engagement, enrich, ingest, performance, sessions
+from spark_jobs.stage import GATE_BLOCKED_EXIT, Stage, add_run_arguments, parse_run_arguments
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
-# Set on every Spark job of a stage (and "gate_<stage>" for its gate), so the
-# event log and the Spark UI tell the stages of the one application apart.
+STAGES: list[Stage] = [ingest.STAGE, enrich.STAGE, engagement.STAGE, performance.STAGE, sessions.STAGE]
+BY_NAME = {s.name: s for s in STAGES}
+# Every table the pipeline writes, by name.
+TABLES = {spec.name: spec for spec in [o.table for s in STAGES for o in s.outputs] + list(OPS_TABLES)}
+# Set on every Spark job of a stage, so the event log and the Spark UI tell the
+# stages of the one application apart.
 STAGE_PROPERTY = "pipeline.stage"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = base_parser(__doc__)
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help="comma-separated stages to run, in pipeline order (default: all)")
-    parser.add_argument("--interactions", help="ingest: landing path of the interactions (default: ingest's)")
-    parser.add_argument("--metadata", help="ingest: landing path of the user metadata (default: ingest's)")
-    args, dates = parse_args(parser, argv)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown or not stages:
-        parser.error(f"--stages must name stages among {STAGES}, got {args.stages!r}")
-    stages = [s for s in STAGES if s in stages]
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spark_jobs/pipeline.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_arguments(p)
+    p.add_argument("--stages", default=",".join(BY_NAME),
+                   help="comma-separated stages to run, in pipeline order (default: all)")
+    for stage in STAGES:
+        group = p.add_argument_group(f"{stage.name} options")
+        for param in stage.params:
+            param.add_to(group)
+    return p
 
-    common = ["--run-id", args.run_id]
-    if not dates.everything:
-        common += ["--start-date", str(dates.start), "--end-date", str(dates.end)]
-    if args.branch:
-        common += ["--branch", args.branch]
+
+def main(argv: list[str] | None = None) -> int:
+    from spark_jobs.spark_session import build_spark_session
+
+    p = parser()
+    args, dates = parse_run_arguments(p, argv)
+    names = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in names if s not in BY_NAME]
+    if unknown or not names:
+        p.error(f"--stages must name stages among {list(BY_NAME)}, got {args.stages!r}")
     spark = build_spark_session(f"pipeline {args.run_id}")
     try:
-        for stage in stages:
-            stage_args = list(common)
-            if stage == "ingest":
-                for flag, value in (("--interactions", args.interactions), ("--metadata", args.metadata)):
-                    if value:
-                        stage_args += [flag, value]
-            spark.sparkContext.setLocalProperty(STAGE_PROPERTY, stage)
+        for stage in [s for s in STAGES if s.name in names]:
+            spark.sparkContext.setLocalProperty(STAGE_PROPERTY, stage.name)
             started = time.monotonic()
-            conf_before = spark.conf.getAll
-            importlib.import_module(f"spark_jobs.{stage}").main(stage_args)
-            _restore_conf(spark, conf_before)
-            print(f"[pipeline] stage {stage} {time.monotonic() - started:.3f}s", flush=True)
-            if args.branch and not _gate(spark, stage, args, dates):
-                return 1
+            result = stage.run(spark, args, dates)
+            print(f"[pipeline] stage {stage.name} {time.monotonic() - started:.3f}s "
+                  f"(gate {result.seconds:.3f}s)", flush=True)
+            if not result.passed:
+                return GATE_BLOCKED_EXIT
         return 0
     finally:
         spark.sparkContext.setLocalProperty(STAGE_PROPERTY, None)
-
-
-def _restore_conf(spark, before: dict[str, str]) -> None:
-    """Undoes what a stage set on the session (enrich turns auto-broadcast off),
-    so each stage runs with the settings it would have in its own application."""
-    for key, value in spark.conf.getAll.items():
-        if value == before.get(key) or not spark.conf.isModifiable(key):
-            continue
-        if key in before:
-            spark.conf.set(key, before[key])
-        else:
-            spark.conf.unset(key)
-
-
-def _gate(spark, stage: str, args, dates) -> bool:
-    """The stage's quality gate, on this session: publishes the branch when it passes."""
-    from spark_jobs.quality.gate import run_gate
-    from spark_jobs.quality.parameters import RunScope, Thresholds
-
-    spark.sparkContext.setLocalProperty(STAGE_PROPERTY, f"gate_{stage}")
-    started = time.monotonic()
-    result = run_gate(spark, stage, STAGE_OUTPUTS[stage], RunScope(args.run_id, dates.start, dates.end),
-                      args.branch, Thresholds.from_env(), expectations_dir=EXPECTATIONS_DIR)
-    print(result.summary())
-    print(f"[pipeline] gate {stage} {time.monotonic() - started:.3f}s", flush=True)
-    if not result.passed:
-        print(f"error: gate {stage} failed for run {args.run_id}: {len(result.blocking_failures)} error "
-              f"expectation(s) failed; main is untouched, branch {args.branch} kept; see {result.page_url}",
-              file=sys.stderr)
-    return result.passed
 
 
 if __name__ == "__main__":

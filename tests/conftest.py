@@ -27,7 +27,7 @@ def platform():
 def spark(platform):
     os.environ.setdefault("SPARK_MASTER", "local[2]")
     os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "4")
-    from spark_jobs.session import build_spark_session
+    from spark_jobs.spark_session import build_spark_session
 
     session = build_spark_session("pytest")
     yield session
@@ -45,7 +45,7 @@ def run_pipeline(run_id: str, landing: Path, *date_args: str) -> None:
 
 
 def drop_pipeline_tables(spark) -> None:
-    from iceberg_catalog.tables import TABLES
+    from spark_jobs.pipeline import TABLES
 
     for spec in TABLES.values():
         spark.sql(f"DROP TABLE IF EXISTS {spec.identifier} PURGE")

@@ -54,8 +54,8 @@ def url(relative_path: str, port: int | None = None) -> str:
 def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables: list[dict]) -> str:
     """One page per gate run: the verdict, each table's failed expectations and its GX page.
 
-    ``tables``: dicts with table, snapshot_id, passed, page (relative to the
-    Data Docs root or None), failures (list of strings), published (str).
+    ``tables``: dicts with table, owns (the rows validated), snapshot_id, passed,
+    page (relative to the Data Docs root or None), failures (list of strings), published (str).
     """
     e = html.escape
     rows = []
@@ -63,7 +63,7 @@ def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables:
         link = f'<a href="../../{e(quote(t["page"]))}">GX validation</a>' if t.get("page") else "no page"
         failures = "".join(f"<li>{e(f)}</li>" for f in t["failures"]) or "<li>none</li>"
         status = "passed" if t["passed"] else "FAILED"
-        rows.append(f"<tr><td>{e(t['table'])}</td><td>{e(str(t['snapshot_id']))}</td><td class='{status}'>{status}</td>"
+        rows.append(f"<tr><td>{e(t['table'])}</td><td>{e(t['owns'])}</td><td>{e(str(t['snapshot_id']))}</td><td class='{status}'>{status}</td>"
                     f"<td><ul>{failures}</ul></td><td>{e(t.get('published', ''))}</td><td>{link}</td></tr>")
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gate {e(stage)} {e(run_id)}</title>
@@ -71,7 +71,7 @@ def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables:
 table{{border-collapse:collapse}} .FAILED{{color:#b00;font-weight:bold}} .passed{{color:#070}}</style></head>
 <body><h1>Quality gate <code>{e(stage)}</code>: {e(verdict)}</h1>
 <p>run <code>{e(run_id)}</code>, branch <code>{e(branch)}</code>. <a href="../../index.html">All validations</a></p>
-<table><tr><th>table</th><th>branch snapshot</th><th>result</th><th>failed expectations</th><th>publishing</th><th>details</th></tr>
+<table><tr><th>table</th><th>rows validated</th><th>branch snapshot</th><th>result</th><th>failed expectations</th><th>publishing</th><th>details</th></tr>
 {''.join(rows)}
 </table></body></html>
 """

@@ -1,17 +1,17 @@
 """Expectation suites: one JSON file per published table in ``expectations/``.
 
 A suite file is GX's own expectation configuration (``type``, ``kwargs``,
-``meta``) plus two fields of ours: ``table`` and ``batch`` (how the gate
-scopes the rows it validates: ``date_column`` for the run's dates,
-``run_id_column`` for the run's own rows). Every expectation must say in
-``meta.severity`` whether a failure blocks publishing (``error``) or is only
-recorded (``warning``).
+``meta``) plus the ``table`` it guards. Which rows of the table a run's audit
+validates is not the suite's to say: it is the rows the run owns, declared
+with the table by its stage. Every expectation must say in ``meta.severity``
+whether a failure blocks publishing (``error``) or is only recorded
+(``warning``).
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 SEVERITIES = ("error", "warning")
@@ -53,10 +53,7 @@ class Suite:
     name: str
     table: str
     expectations: list[ExpectationSpec]
-    date_column: str | None = None
-    run_id_column: str | None = None
     source: str = ""
-    batch: dict = field(default_factory=dict)
 
     def parameters(self) -> set[str]:
         return set().union(*(e.parameters() for e in self.expectations)) if self.expectations else set()
@@ -76,11 +73,10 @@ def parse_suite(doc: dict, source: str = "<dict>") -> Suite:
             raise SuiteError(f"{source}: expectation #{i} ({raw.get('type')}) has severity {meta.get('severity')!r}; "
                              f"expected one of {SEVERITIES} in meta.severity")
         specs.append(ExpectationSpec(raw["type"], dict(raw.get("kwargs") or {}), dict(meta)))
-    batch = doc.get("batch") or {}
-    unknown = set(batch) - {"date_column", "run_id_column"}
+    unknown = set(doc) - {"name", "table", "expectations"}
     if unknown:
-        raise SuiteError(f"{source}: unknown batch keys {sorted(unknown)}; expected date_column, run_id_column")
-    return Suite(doc["name"], doc["table"], specs, batch.get("date_column"), batch.get("run_id_column"), source, batch)
+        raise SuiteError(f"{source}: unknown keys {sorted(unknown)}; a suite has name, table and expectations")
+    return Suite(doc["name"], doc["table"], specs, source)
 
 
 def suite_path(table: str, directory: Path | None = None) -> Path:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from decimal import Decimal
 
 from pyspark.sql import DataFrame, Window
@@ -14,13 +13,11 @@ MAU_WINDOW_DAYS = 30
 COHORT_WEEKS = 26
 
 
-@dataclass(frozen=True)
-class EngagementParams:
-    duration_cap_ms: int = 28_800_000
-    power_user_fraction: float = 0.01
+DEFAULT_DURATION_CAP_MS = 28_800_000  # 8 h
+DEFAULT_POWER_USER_FRACTION = 0.01
 
 
-def user_days(enriched: DataFrame, duration_cap_ms: int = EngagementParams.duration_cap_ms) -> DataFrame:
+def user_days(enriched: DataFrame, duration_cap_ms: int = DEFAULT_DURATION_CAP_MS) -> DataFrame:
     """One row per user and active date: its events, duration total, duration total
     with each event capped at ``duration_cap_ms``, and the user's attributes.
 
@@ -85,7 +82,7 @@ def user_totals(user_days: DataFrame) -> DataFrame:
     )
 
 
-def power_users(user_days: DataFrame, power_user_fraction: float = EngagementParams.power_user_fraction) -> DataFrame:
+def power_users(user_days: DataFrame, power_user_fraction: float = DEFAULT_POWER_USER_FRACTION) -> DataFrame:
     """Users whose capped total is >= the k-th largest capped total (ties included).
     ``user_days`` must be capped at the run's duration cap (see user_days)."""
     # Materialised once (one row per user) for the count, the threshold and the result.

@@ -11,7 +11,6 @@ order statistics at position (n-1)*q), the same definition as DuckDB's
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 from pyspark.sql import Column, DataFrame, Window
@@ -23,22 +22,6 @@ LATENCY_QUANTILES = (0.5, 0.95, 0.99)
 # Anomaly severity bands on |z| (the lower bound of "medium" is z_threshold).
 CRITICAL_Z = 4.0
 HIGH_Z = 3.5
-
-
-@dataclass(frozen=True)
-class PerformanceParams:
-    """What the performance job can be configured with from its CLI."""
-
-    latency_actions: tuple[str, ...] = DEFAULT_LATENCY_ACTIONS
-    anomaly_min_events: int = 20
-
-    def __post_init__(self) -> None:
-        # A list from argparse would make the dataclass unhashable; store a tuple.
-        object.__setattr__(self, "latency_actions", tuple(self.latency_actions))
-        if not self.latency_actions:
-            raise ValueError("latency_actions must name at least one action_type, got none")
-        if self.anomaly_min_events < 1:
-            raise ValueError(f"anomaly_min_events must be >= 1, got {self.anomaly_min_events}")
 
 
 def page_loads(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LATENCY_ACTIONS) -> DataFrame:

@@ -6,9 +6,10 @@ from pyspark.sql import functions as F
 
 EVENT_ORDER = ["event_ts", "action_type", "page_id", "duration_ms"]
 SESSION_DIMENSIONS = ["device_type", "country"]
+DEFAULT_GAP_SECONDS = 1800
 
 
-def sessionize(enriched: DataFrame, gap_seconds: int = 1800) -> DataFrame:
+def sessionize(enriched: DataFrame, gap_seconds: int = DEFAULT_GAP_SECONDS) -> DataFrame:
     """gold.sessions rows. A session starts at a user's first event and at every
     event more than ``gap_seconds`` after the previous one (exactly the gap
     continues it)."""

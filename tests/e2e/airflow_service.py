@@ -131,6 +131,12 @@ class AirflowEnv:
         return subprocess.run([sys.executable, str(ROOT / "infra/airflow/trigger.py"), *args], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
 
+    def asset_events(self, run_id: str) -> list[tuple[str, str]]:
+        """(asset name, task) of every asset event the run's tasks emitted, from Airflow's metadata DB."""
+        rows = psql(f"""SELECT a.name, e.source_task_id FROM asset_event e JOIN asset a ON a.id = e.asset_id
+                        WHERE e.source_run_id = '{run_id}' ORDER BY 1""", database=self.airflow_db)
+        return [tuple(line.split("|")) for line in rows.splitlines() if line]
+
     # --- reading the published (main) tables of this environment's catalog ---
 
     def catalog(self):

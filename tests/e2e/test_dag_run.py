@@ -5,8 +5,9 @@
 - an Airflow backfill of the first date and a run triggered for the second,
   run by a real scheduler started with infra/airflow.sh, publish the same
   tables as the full run;
-- a bad batch stops at its gate: main unchanged, the branch kept, the failed
-  expectations in ops.quality_results, no downstream task run.
+- a bad batch stops at its stage's gate: main unchanged, the branch kept, the
+  failed expectations in ops.quality_results and the task log, no retry, no
+  downstream task run, no asset event; a published stage emits one per table.
 
 Each scenario has its own Airflow metadata DB and Iceberg catalog DB, so the
 developer's platform and other tests are untouched. Slow: about 10 Spark
@@ -27,12 +28,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_service import ROOT, AirflowEnv, generate_landing  # noqa: E402
 
-from iceberg_catalog.tables import STAGE_OUTPUTS  # noqa: E402
+from spark_jobs.pipeline import BY_NAME, STAGES  # noqa: E402
 
-# One run per date; each more date costs ten spark-submits (about 7 minutes of the test suite).
+# One run per date; each more date costs five spark-submits.
 DATES = ["2023-07-01", "2023-07-02"]
-TASKS = {*STAGE_OUTPUTS, *(f"gate_{s}" for s in STAGE_OUTPUTS)}
-GOLD = [t for stage in ("engagement", "performance", "sessions") for t in STAGE_OUTPUTS[stage]]
+TASKS = {stage.name for stage in STAGES}
+GOLD = [t for stage in ("engagement", "performance", "sessions") for t in BY_NAME[stage].tables]
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +131,17 @@ def test_full_run_logs_a_copy_pastable_spark_submit_line(full_run):
     assert f"--py-files {ROOT}/.local/dist/pipeline.zip" in ingest
     assert "--master 'local[*]'" in ingest
     assert "--name goodnote_pipeline.ingest.manual__" in ingest
-    assert "--branch wap_manual_" in ingest
+    assert "--run-id manual__" in ingest and "--max-rejected-share 0.05" in ingest  # the form's values
     assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC "
             f"-XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa'") in ingest
     assert len(lines) == len(TASKS)
+
+
+def test_a_published_stage_emits_one_asset_event_per_table(full_run):
+    env, _ = full_run
+    [run] = env.runs()
+    assert sorted(env.asset_events(run["run_id"])) == sorted(
+        (f"iceberg.{table}", stage.name) for stage in STAGES for table in stage.tables)
 
 
 def test_full_run_publishes_expected_row_counts(full_run, landing):
@@ -157,15 +165,18 @@ def test_bad_batch_stops_at_its_gate_and_nothing_downstream_runs(full_run, workd
     assert proc.returncode != 0
     [run] = [r for r in env.runs() if r["logical_date"].startswith(DATES[1])]
     states = env.task_states(run["run_id"])
-    assert (states["ingest"], states["gate_ingest"]) == ("success", "failed")
-    assert {t: states[t] for t in TASKS - {"ingest", "gate_ingest"}} == dict.fromkeys(
-        TASKS - {"ingest", "gate_ingest"}, "upstream_failed")
+    assert states["ingest"] == "failed"
+    assert {t: states[t] for t in TASKS - {"ingest"}} == dict.fromkeys(TASKS - {"ingest"}, "upstream_failed")
+    output = proc.stdout + proc.stderr
+    assert f"quality gate of ingest blocked run {run['run_id']}" in output  # told apart from a fault: no retry
+    assert "error failed  -> bronze.interactions: expect_column_values_to_be_in_set(column='action_type'" in output
     for table, (refs_before, rows_before) in before.items():
         refs_now = env.refs(table)
         assert refs_now["main"] == refs_before["main"], f"{table}: main moved"
         assert env.table_rows(table) == rows_before, table
         [branch] = set(refs_now) - set(refs_before)  # the run's audit branch, kept for inspection
         assert branch.startswith("wap_") and refs_now[branch] != refs_now["main"]
+    assert env.asset_events(run["run_id"]) == []  # nothing was published
     failed = [r for r in env.quality_results(run["run_id"]) if not r["success"]]
     assert {(r["table_name"], r["severity"], r["expectation_type"]) for r in failed} >= {
         ("bronze.interactions", "error", "expect_column_values_to_be_in_set")}

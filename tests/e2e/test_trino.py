@@ -20,7 +20,7 @@ import requests
 from trino.exceptions import HttpError, TrinoUserError
 
 from iceberg_catalog.maintenance import Policy, maintain
-from iceberg_catalog.tables import STAGE_OUTPUTS
+from spark_jobs.pipeline import STAGES
 from tests.e2e.trino_service import ROOT, start_trino, stop_trino
 
 TEST_NS = "trino_e2e"
@@ -28,7 +28,7 @@ PROBE = "gold.zz_trino_e2e_probe"  # dropped after the module; never a pipeline 
 SAVED_QUERIES = ROOT / "iceberg_catalog" / "saved_queries"
 # The pipeline fixture's few days are shorter than the 7-value baseline an anomaly needs.
 MAY_BE_EMPTY = {"gold.usage_anomalies"}
-GOLD_TABLES = sorted(t for tables in STAGE_OUTPUTS.values() for t in tables if t.startswith("gold."))
+GOLD_TABLES = sorted(t for stage in STAGES for t in stage.tables if t.startswith("gold."))
 SAVED_QUERY_COLUMNS = {
     "dau_stickiness": ["event_date", "dau", "mau_30d", "stickiness", "stickiness_7d_avg"],
     "cohort_retention_matrix": ["cohort_week", "cohort_size", *[f"week_{k}" for k in range(26)]],

@@ -93,7 +93,7 @@ def pipeline_zip(platform) -> Path:
 ICEBERG_APP = textwrap.dedent('''
     """Writes iceberg.yarn_e2e.numbers from four executor tasks."""
     from pyspark.sql import functions as F
-    from spark_jobs.session import build_spark_session
+    from spark_jobs.spark_session import build_spark_session
 
     spark = build_spark_session("yarn-e2e iceberg write")
     spark.sql("CREATE NAMESPACE IF NOT EXISTS iceberg.yarn_e2e")
@@ -183,7 +183,7 @@ def landing(tmp_path_factory) -> Path:
 
 
 def test_ingest_on_yarn_equals_local_mode(yarn, isolated_catalog, pipeline_zip, landing, tmp_path):
-    from iceberg_catalog.tables import STAGE_OUTPUTS
+    from spark_jobs.pipeline import BY_NAME
 
     job_args = ["--py-files", str(pipeline_zip), "spark_jobs/ingest.py", "--run-id", "yarn_e2e",
                 "--start-date", RUN_DATES[0], "--end-date", RUN_DATES[1],
@@ -204,7 +204,7 @@ def test_ingest_on_yarn_equals_local_mode(yarn, isolated_catalog, pipeline_zip, 
     assert (report["state"], report["finalStatus"]) == ("FINISHED", "SUCCEEDED"), report
 
     local_catalog, yarn_catalog = pyiceberg_catalog(local_env), pyiceberg_catalog(yarn_env)
-    for name in STAGE_OUTPUTS["ingest"]:
+    for name in BY_NAME["ingest"].tables:
         expected, actual = sorted_table(local_catalog, name), sorted_table(yarn_catalog, name)
         assert len(actual) > 0 or name == "bronze.rejected_rows", f"{name} is empty on YARN"
         assert list(actual.columns) == list(expected.columns), name

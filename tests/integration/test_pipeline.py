@@ -7,10 +7,10 @@ import json
 import pytest
 
 from iceberg_catalog import config
-from iceberg_catalog.tables import STAGE_OUTPUTS, TABLES
+from spark_jobs.pipeline import STAGES, TABLES
 from tests.assertions import assert_rows
 
-PUBLISHED = [t for tables in STAGE_OUTPUTS.values() for t in tables]
+PUBLISHED = [t for stage in STAGES for t in stage.tables]
 
 
 def _spark_rows(spark, table):

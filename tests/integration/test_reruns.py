@@ -1,11 +1,11 @@
 """Re-running dates never duplicates, and a day-by-day backfill equals one full run."""
 from __future__ import annotations
 
-from iceberg_catalog.tables import STAGE_OUTPUTS, TABLES
+from spark_jobs.pipeline import STAGES, TABLES
 from tests.assertions import assert_rows
 from tests.conftest import drop_pipeline_tables, run_pipeline
 
-PUBLISHED = [t for tables in STAGE_OUTPUTS.values() for t in tables]
+PUBLISHED = [t for stage in STAGES for t in stage.tables]
 DATES = ["2023-07-01", "2023-07-02", "2023-07-03", "2023-07-04"]
 
 
@@ -36,7 +36,7 @@ def test_rerunning_a_date_through_its_gates_leaves_every_table_identical(spark, 
     _assert_same_tables(spark, before)
     gates = spark.sql("SELECT stage, bool_and(success OR severity <> 'error') AS passed FROM iceberg.ops.quality_results "
                       "WHERE run_id = 'test-rerun' AND branch = 'wap_rerun' GROUP BY stage").collect()
-    assert {r.stage: r.passed for r in gates} == dict.fromkeys(STAGE_OUTPUTS, True)
+    assert {r.stage: r.passed for r in gates} == {stage.name: True for stage in STAGES}
 
 
 def test_day_by_day_backfill_equals_one_full_run(spark, pipeline_run):

@@ -57,24 +57,22 @@ def accepts(param, value):
     except ParamValidationError:
         return False
 
+GOOD = {"start_date": "2023-07-01", "end_date": None, "full_refresh": True, "salt_buckets": 16,
+        "hot_key_min_share": 0.05, "broadcast_max_bytes": 10485760, "join_strategy": "salted",
+        "session_gap_seconds": 1200, "duration_cap_ms": 0, "power_user_fraction": 1,
+        "latency_actions": ["page_view", "edit"], "anomaly_min_events": 1, "max_rejected_share": 0.5,
+        "interactions": "/data/in", "metadata": None}
+BAD = {"start_date": "07/01/2023", "end_date": "2023-13-01", "full_refresh": "yes", "salt_buckets": 0,
+       "hot_key_min_share": 1.5, "broadcast_max_bytes": "ten", "join_strategy": "random",
+       "session_gap_seconds": 0, "duration_cap_ms": -1, "power_user_fraction": 0,
+       "latency_actions": [], "anomaly_min_events": 2.5, "max_rejected_share": 1.01, "interactions": 3}
+
 def describe_params(params):
     return {
-            "good": {
-                "start_date": accepts(params.get_param("start_date"), "2023-07-01"),
-                "end_date": accepts(params.get_param("end_date"), None),
-                "full_refresh": accepts(params.get_param("full_refresh"), True),
-                "salt_buckets": accepts(params.get_param("salt_buckets"), 16),
-                "hot_key_min_share": accepts(params.get_param("hot_key_min_share"), 0.05),
-                "broadcast_max_bytes": accepts(params.get_param("broadcast_max_bytes"), 10485760),
-            },
-            "bad": {
-                "start_date": accepts(params.get_param("start_date"), "07/01/2023"),
-                "end_date": accepts(params.get_param("end_date"), "2023-13-01"),
-                "full_refresh": accepts(params.get_param("full_refresh"), "yes"),
-                "salt_buckets": accepts(params.get_param("salt_buckets"), 0),
-                "hot_key_min_share": accepts(params.get_param("hot_key_min_share"), 1.5),
-                "broadcast_max_bytes": accepts(params.get_param("broadcast_max_bytes"), "ten"),
-            },
+        "names": sorted(params.keys()),
+        "defaults": {name: params[name] for name in params.keys()},
+        "good": {name: accepts(params.get_param(name), value) for name, value in GOOD.items()},
+        "bad": {name: accepts(params.get_param(name), value) for name, value in BAD.items()},
     }
 
 described = {}
@@ -167,40 +165,81 @@ def test_tasks_and_dependencies(dag):
     upstream = {task_id: t["upstream"] for task_id, t in dag["tasks"].items()}
     assert upstream == {
         "ingest": [],
-        "gate_ingest": ["ingest"],
-        "enrich": ["gate_ingest"],
-        "gate_enrich": ["enrich"],
-        "engagement": ["gate_enrich"],
-        "performance": ["gate_enrich"],
-        "sessions": ["gate_enrich"],
-        "gate_engagement": ["engagement"],
-        "gate_performance": ["performance"],
-        "gate_sessions": ["sessions"],
+        "enrich": ["ingest"],
+        "engagement": ["enrich"],
+        "performance": ["enrich"],
+        "sessions": ["enrich"],
     }
-    assert dag["order"][:4] == ["ingest", "gate_ingest", "enrich", "gate_enrich"]  # acyclic, sorted
+    assert dag["order"][:2] == ["ingest", "enrich"]  # acyclic, sorted
 
 
-def test_every_task_is_a_spark_submit_of_its_job(dag):
+def test_every_task_is_one_spark_submit_of_its_stage(dag):
     for task_id, t in dag["tasks"].items():
-        job = "quality_gate" if task_id.startswith("gate_") else task_id
         assert t["spark_submit"], f"{task_id} is a {t['operator']}"
-        assert t["application"] == str(ROOT / "spark_jobs" / f"{job}.py")
+        assert t["application"] == str(ROOT / "spark_jobs" / f"{task_id}.py")
         assert t["py_files"] == str(ROOT / ".local" / "dist" / "pipeline.zip")
         assert t["conn_id"] == "spark_default"
         assert (t["retries"], t["backoff"]) == (2, 2.0)
 
 
 def test_stage_outlets_are_the_stage_tables(dag):
-    from iceberg_catalog.tables import STAGE_OUTPUTS
+    assert {task_id: t["outlets"] for task_id, t in dag["tasks"].items()} == {
+        "ingest": ["iceberg.bronze.interactions", "iceberg.bronze.user_metadata", "iceberg.bronze.rejected_rows"],
+        "enrich": ["iceberg.silver.user_dim", "iceberg.silver.interactions_enriched"],
+        "engagement": ["iceberg.gold.daily_engagement", "iceberg.gold.monthly_active_users", "iceberg.gold.power_users",
+                       "iceberg.gold.cohort_retention"],
+        "performance": ["iceberg.gold.app_version_latency", "iceberg.gold.app_version_latency_overall",
+                        "iceberg.gold.device_latency", "iceberg.gold.device_latency_association",
+                        "iceberg.gold.usage_anomalies"],
+        "sessions": ["iceberg.gold.sessions", "iceberg.gold.session_daily"],
+    }
 
-    for stage, tables in STAGE_OUTPUTS.items():
-        assert dag["tasks"][stage]["outlets"] == [f"iceberg.{t}" for t in tables]
-        assert dag["tasks"][f"gate_{stage}"]["outlets"] == []
+
+def test_the_trigger_form_has_every_stage_option_with_the_contract_defaults(dag):
+    assert dag["params"]["defaults"] == {
+        "start_date": None, "end_date": None, "full_refresh": False,
+        "interactions": None, "metadata": None, "max_rejected_share": 0.05,
+        "broadcast_max_bytes": 64 * 1024 * 1024, "hot_key_min_share": 0.01, "salt_buckets": 16,
+        "join_strategy": "auto", "min_metadata_match_share": 0.05, "min_metadata_match_share_error": 1e-9,
+        "duration_cap_ms": 28_800_000, "power_user_fraction": 0.01,
+        "latency_actions": ["page_view"], "anomaly_min_events": 20,
+        "session_gap_seconds": 1800,
+    }
 
 
 def test_params_schema_accepts_good_and_rejects_bad_values(dag):
     assert dag["params"]["good"] == dict.fromkeys(dag["params"]["good"], True)
     assert dag["params"]["bad"] == dict.fromkeys(dag["params"]["bad"], False)
+
+
+def test_dag_form_and_job_command_lines_come_from_the_same_declarations(dag):
+    """Every stage option is a form field and a flag of its job (and of the
+    one-application pipeline); every stage is a task whose outlets are its tables."""
+    from spark_jobs import pipeline
+
+    form_fields = set(dag["params"]["names"]) - {"start_date", "end_date", "full_refresh"}
+    assert set(dag["tasks"]) == {stage.name for stage in pipeline.STAGES}
+    all_flags = set(pipeline.parser()._option_string_actions)
+    for stage in pipeline.STAGES:
+        job_flags = set(stage.parser()._option_string_actions)
+        assert dag["tasks"][stage.name]["outlets"] == [f"iceberg.{t}" for t in stage.tables]
+        for p in stage.params:
+            assert p.name in form_fields and p.flag in job_flags and p.flag in all_flags, p.name
+        form_fields -= {p.name for p in stage.params}
+    assert form_fields == set(), f"form fields no stage declares: {form_fields}"
+
+
+def test_stage_options_become_the_jobs_flags():
+    from spark_jobs.pipeline import BY_NAME
+
+    params = {"latency_actions": ["page_view", "edit"], "anomaly_min_events": 5, "salt_buckets": 8}
+    assert P.stage_options(BY_NAME["performance"], params) == [
+        "--latency-actions", "page_view,edit", "--anomaly-min-events", "5"]
+    args, _ = BY_NAME["performance"].parse_args(P.stage_options(BY_NAME["performance"], params))
+    assert (args.latency_actions, args.anomaly_min_events) == (("page_view", "edit"), 5)
+    # An optional path left empty in the form is not passed: the job's own default applies.
+    assert P.stage_options(BY_NAME["ingest"], {"interactions": None, "metadata": "/m", "max_rejected_share": 0.1}) == [
+        "--metadata", "/m", "--max-rejected-share", "0.1"]
 
 
 # --- the pure pieces of pipeline_tasks ---
@@ -225,11 +264,6 @@ def test_range_interval_and_param_overrides():
     assert P.date_args(None) == []
     with pytest.raises(ValueError, match="end_date 2023-06-01 is before start_date 2023-06-05"):
         P.event_dates({"start_date": "2023-06-05", "end_date": "2023-06-01"}, start, end)
-
-
-def test_option_args_pass_only_set_params():
-    params = {"salt_buckets": 8, "hot_key_min_share": None, "broadcast_max_bytes": 0}
-    assert P.option_args(P.ENRICH_OPTIONS, params) == ["--broadcast-max-bytes", "0", "--salt-buckets", "8"]
 
 
 def test_branch_and_yarn_tag_are_deterministic_and_safe():
