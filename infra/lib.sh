@@ -30,6 +30,17 @@ PY
 
 gen_secret() { python3 -c 'import secrets; print(secrets.token_urlsafe(18))'; }
 
+# platform_env_default KEY COMMAND...: unless platform.env has KEY, appends
+# KEY=<what COMMAND prints>. The file is never regenerated, so a setting added
+# later reaches existing checkouts this way; COMMAND runs only when needed.
+platform_env_default() {
+  local key="$1"; shift
+  grep -q "^$key=" "$PLATFORM_ENV_FILE" && return
+  local value; value="$("$@")"
+  [ -z "$(tail -c1 "$PLATFORM_ENV_FILE")" ] || echo >> "$PLATFORM_ENV_FILE"
+  echo "$key=$value" >> "$PLATFORM_ENV_FILE"
+}
+
 # The settings every component reads. Made once per checkout with fresh
 # passwords and free ports; never committed (.local/ is ignored).
 ensure_platform_env() {
@@ -52,6 +63,12 @@ TRINO_ETL_PASSWORD=$(gen_secret)
 ENV
     umask 022
   fi
+  # Settings added after the first release: appended once to an older file.
+  platform_env_default TRINO_BI_PASSWORD gen_secret
+  platform_env_default SUPERSET_PORT free_port 8091  # 8088 is YARN's web UI
+  platform_env_default SUPERSET_DB echo superset
+  platform_env_default SUPERSET_SECRET_KEY python3 -c 'import secrets; print(secrets.token_urlsafe(42))'
+  platform_env_default SUPERSET_ADMIN_PASSWORD gen_secret
   # A variable the caller already exported wins over the generated file (tests
   # point ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE at their own catalog).
   local line key

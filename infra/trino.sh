@@ -172,7 +172,8 @@ status() {
 connect_info() {
   cat <<INFO
 Trino: https://localhost:$TRINO_PORT  (catalog iceberg, schemas gold and ops)
-  users: analyst (read gold, ops), etl (maintenance); passwords: TRINO_ANALYST_PASSWORD / TRINO_ETL_PASSWORD in $PLATFORM_ENV_FILE
+  users: analyst (read gold, ops), bi (the same reads, Superset's connection), etl (maintenance);
+         passwords: TRINO_ANALYST_PASSWORD / TRINO_BI_PASSWORD / TRINO_ETL_PASSWORD in $PLATFORM_ENV_FILE
   TLS:   self-signed; trust $CA_CERT
   CLI:     bin/trino                      (interactive, as analyst)
            bin/trino -f iceberg_catalog/saved_queries/dau_stickiness.sql

@@ -29,7 +29,9 @@ from iceberg_catalog.config import settings, trino_catalog_properties  # noqa: E
 
 ANALYST_CATALOG = "iceberg"
 MAINTENANCE_CATALOG = "iceberg_maintenance"
-USERS_PASSWORD_VARIABLES = {"analyst": "TRINO_ANALYST_PASSWORD", "etl": "TRINO_ETL_PASSWORD"}
+# bi: Superset's connection (infra/superset.sh); same reads as analyst (rules.json).
+USERS_PASSWORD_VARIABLES = {"analyst": "TRINO_ANALYST_PASSWORD", "etl": "TRINO_ETL_PASSWORD",
+                            "bi": "TRINO_BI_PASSWORD"}
 BCRYPT_COST = 10  # Trino rejects bcrypt costs below 8
 
 
