@@ -30,6 +30,7 @@ summary:
 # Stops everything demo or test started.
 down:
 	-bash infra/airflow.sh stop
+	-$(MAKE) -s superset-stop
 	-$(MAKE) -s trino-stop
 	-bash infra/hadoop.sh stop
 	-bash infra/datadocs.sh stop

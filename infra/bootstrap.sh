@@ -4,11 +4,21 @@
 . "$(dirname "$0")/lib.sh"
 . "$PLATFORM_HOME/infra/versions.sh"
 
-# PostgreSQL server: Debian's package. Only installed when missing.
+# Debian packages, only those missing, in one apt run: the PostgreSQL server;
+# Node.js and npm (the Data Docs assets, infra/datadocs.sh install); Chromium
+# and its WebDriver (the browser the Superset and Data Docs tests drive; never
+# a browser downloaded by a test tool).
+apt_missing=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  log "installing PostgreSQL (Debian package)"
+  apt_missing+=(postgresql)
+fi
+command -v npm >/dev/null 2>&1 || apt_missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_missing+=(chromium-driver)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${apt_missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql >/dev/null
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
 # Python venv, rebuilt only when requirements.txt changes.
@@ -30,7 +40,7 @@ fetch_maven org.postgresql postgresql "$POSTGRES_JDBC_VERSION" >/dev/null
 ensure_platform_env
 
 # Each service with downloads of its own installs them here (idempotent).
-for component in hadoop trino airflow; do
+for component in hadoop trino airflow datadocs superset; do
   script="$PLATFORM_HOME/infra/$component.sh"
   if [ -x "$script" ]; then "$script" install; fi
 done

@@ -16,6 +16,7 @@ log "generating $DEMO_EVENTS realistic events over $DEMO_START..$DEMO_END into $
 bash infra/hadoop.sh start
 bash infra/datadocs.sh start
 bash infra/trino.sh start
+bash infra/superset.sh start
 # The demo's stages run on the project's YARN (PIPELINE_SPARK_MASTER=local[*] for local mode).
 export PIPELINE_SPARK_MASTER="${PIPELINE_SPARK_MASTER:-yarn}"
 # The demo data is historical: without this, unpausing the DAG schedules a run for
@@ -40,5 +41,6 @@ YARN UI            $(bash infra/hadoop.sh env | sed -n 's/^export YARN_RM_URL=//
 Spark History      $(bash infra/hadoop.sh env | sed -n 's/^export SPARK_HISTORY_URL=//p' | tr -d "'\"")
 Data Docs          $(bash infra/datadocs.sh url)
 Trino              https://localhost:${TRINO_PORT}   bin/trino (analyst); password in .local/platform.env
+Superset           http://localhost:${SUPERSET_PORT}   user admin, password ${SUPERSET_ADMIN_PASSWORD}; dashboards: Executive overview, Engagement, App performance, Sessions, Data quality
 Stop everything:   make down
 TXT
