@@ -1,11 +1,12 @@
 # Performance benchmarks (issue 6). See docs/performance.md.
-#   make bench                       1M realistic events, 3 runs: Spark (the pipeline in one
-#                                    application) vs DuckDB, per stage and in all
+#   make bench                       1M realistic events, 3 runs of both layouts, alternating: the DAG's
+#                                    (one spark-submit per stage) and one application (spark_jobs/pipeline.py),
+#                                    every stage with its quality gate; each against DuckDB, per stage and in all
 #   make bench BENCH_EVENTS=10000000 BENCH_ARGS=--extras     the run the targets are about
-#   make bench BENCH_ARGS="--apps per-stage"                 one spark-submit per stage, as the DAG
+#   make bench BENCH_ARGS="--layouts per-stage"              the DAG's layout only
 #   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast), 16M events (~16 min)
 #   make bench-ui                    the three largest bottlenecks per job, from the event logs
-#   make bench-scaling               1M, 3M, 10M, 30M events, one run each (long)
+#   make bench-scaling               1M, 3M, 10M, 30M events, one run each, one application only (long)
 # Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
 BENCH_EVENTS ?= 1000000
 BENCH_REPEATS ?= 3
@@ -28,7 +29,7 @@ bench-ui:
 bench-scaling: package
 	$(BENCH_ENV) bash infra/postgres.sh start
 	for n in 1000000 3000000 10000000 30000000; do \
-	  $(BENCH_ENV) $(PY) -m bench.run --events $$n --repeats 1 --tag scaling || exit 1; done
+	  $(BENCH_ENV) $(PY) -m bench.run --events $$n --repeats 1 --layouts one --tag scaling || exit 1; done
 
 bench-parity:
 	$(PY) -m pytest tests/integration/test_duckdb_parity.py -v -p no:cacheprovider
