@@ -19,7 +19,7 @@ import signal
 import sys
 import time
 import urllib.request
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +206,35 @@ class DataDocsLink(BaseOperatorLink):
         return gate_page_url(ti_key.run_id, operator.stage, data_docs_port())
 
 
+def record_failed_attempt(context: Any) -> None:
+    """A driver that was killed (or timed out) could not write its ops.job_runs
+    row, which it left ``running``: the failed attempt is recorded here, through
+    PyIceberg (no Spark), replacing that row. A row the driver finished itself
+    (failed, blocked) is left as it is."""
+    import pyarrow as pa
+    from pyiceberg.exceptions import NoSuchTableError
+    from pyiceberg.expressions import And, EqualTo
+
+    from iceberg_catalog.config import load_pyiceberg_catalog
+    from iceberg_catalog.tables import JOB_RUNS
+
+    run_id, job, ti = context["run_id"], context["task"].task_id, context["ti"]
+    try:
+        table = load_pyiceberg_catalog().load_table(JOB_RUNS.name)
+    except NoSuchTableError:
+        return
+    rows = table.scan(row_filter=And(EqualTo("run_id", run_id), EqualTo("job", job))).to_arrow().to_pylist()
+    if rows and rows[0]["status"] != "running":
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    metrics = {"error": str(context.get("exception"))[:4000], "recorded_by": "airflow",
+               "try_number": ti.try_number, **json.loads((rows[0]["metrics_json"] if rows else None) or "{}")}
+    row = {"run_id": run_id, "job": job, "started_at": rows[0]["started_at"] if rows else now, "finished_at": now,
+           "status": "failed", "rows_in": None, "rows_out": None, "rows_rejected": None,
+           "metrics_json": json.dumps(metrics, default=str, sort_keys=True)}
+    table.upsert(pa.Table.from_pylist([row], schema=table.schema().as_arrow()), join_cols=["run_id", "job"])
+
+
 class StageOperator(SparkSubmitOperator):
     """One stage of the run: a spark-submit of ``spark_jobs/<stage>.py`` that
     writes the run's branch, audits it and publishes it (or not).
@@ -224,6 +253,8 @@ class StageOperator(SparkSubmitOperator):
     def __init__(self, *, stage: Stage, **kwargs: Any) -> None:
         kwargs.setdefault("conn_id", "spark_default")
         kwargs.setdefault("task_id", stage.name)
+        kwargs.setdefault("on_retry_callback", record_failed_attempt)
+        kwargs.setdefault("on_failure_callback", record_failed_attempt)
         super().__init__(
             application=str(SPARK_JOBS_DIR / f"{stage.name}.py"),
             py_files=str(PACKAGE_ZIP),

@@ -112,6 +112,9 @@ def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:
         # V1 is the schema PyIceberg and Trino also read; it adds view support.
         f"{prefix}.jdbc.schema-version": "V1",
         f"{prefix}.warehouse": warehouse_uri(s),
+        # Other processes publish to the same tables: a cached table would hide
+        # their commits (and base a new branch on a stale main) for 30 s.
+        f"{prefix}.cache-enabled": "false",
         "spark.sql.defaultCatalog": CATALOG_NAME,
         "spark.sql.session.timeZone": "UTC",
     }

@@ -106,13 +106,32 @@ class JobRun:
     status: str = "succeeded"  # when the run ends without an exception; a blocked gate says "blocked"
 
 
+JOB_RUN_SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in JOB_RUNS.columns.split(","))
+
+
+def record_job_run(spark: SparkSession, run: JobRun, status: str, finished: dt.datetime | None = None) -> None:
+    """Writes the run's one ops.job_runs row: inserted, or replacing the row an
+    earlier attempt of the same (run id, job) left, so a retry never adds one."""
+    row = [(run.run_id, run.job, run.started_at, finished, status, run.rows_in, run.rows_out, run.rows_rejected,
+            json.dumps(run.metrics, default=str, sort_keys=True))]
+    create_tables(spark, [JOB_RUNS])
+    view = f"job_run_{run.job}_{abs(hash(run.run_id))}"
+    conform(spark.createDataFrame(row, JOB_RUN_SCHEMA), JOB_RUNS).createOrReplaceTempView(view)
+    spark.sql(f"""MERGE INTO {JOB_RUNS.identifier} t USING {view} s ON t.run_id = s.run_id AND t.job = s.job
+                  WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *""")
+    spark.catalog.dropTempView(view)
+
+
 @contextmanager
 def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, branch: str | None):
-    """Records one ops.job_runs row whatever happens, then re-raises failures."""
+    """The run's ops.job_runs row: ``running`` from the start (a driver killed
+    later leaves it so, for the DAG's failure callback to mark ``failed``), then
+    its outcome whatever happens; failures are re-raised."""
     run = JobRun(job, run_id)
     run.metrics.update({"date_range": str(date_range), "branch": branch, "app_id": spark.sparkContext.applicationId,
                         "master": spark.sparkContext.master})
     t0 = time.monotonic()
+    record_job_run(spark, run, "running")
     status = "failed"
     try:
         yield run
@@ -123,13 +142,7 @@ def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, b
         raise
     finally:
         run.metrics["wall_seconds"] = round(time.monotonic() - t0, 3)
-        finished = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        row = [(run.run_id, job, run.started_at, finished, status, run.rows_in, run.rows_out, run.rows_rejected,
-                json.dumps(run.metrics, default=str, sort_keys=True))]
-        schema = ("run_id string, job string, started_at timestamp, finished_at timestamp, status string, "
-                  "rows_in bigint, rows_out bigint, rows_rejected bigint, metrics_json string")
-        create_tables(spark, [JOB_RUNS])
-        conform(spark.createDataFrame(row, schema), JOB_RUNS).writeTo(JOB_RUNS.identifier).append()
+        record_job_run(spark, run, status, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
         print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
               f"rows_in={run.rows_in} rows_out={run.rows_out} rows_rejected={run.rows_rejected}")
 

@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Callable
@@ -36,8 +37,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from iceberg_catalog.tables import TableSpec, create_tables
+from spark_jobs import failpoints
 from spark_jobs.common import DateRange, JobRun, conform, job_run, side_by_side
 
+# How many times a run starts over when another run published its tables first.
+MAX_REBUILDS = 3
 # sysexits' EX_DATAERR: the data failed its audit. Retrying cannot change a
 # verdict, so the DAG fails the task without retry; every other exit code is a
 # fault worth a retry.
@@ -214,9 +218,6 @@ class Stage:
                 return o
         raise KeyError(f"stage {self.name} does not write {table}; it writes {self.tables}")
 
-    def param(self, name: str) -> Param:
-        return next(p for p in self.params if p.name == name)
-
     def parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=f"spark_jobs/{self.name}.py", description=self.description)
         add_run_arguments(parser)
@@ -236,26 +237,49 @@ class Stage:
         return 0 if self.run(spark, args, dates).passed else GATE_BLOCKED_EXIT
 
     def run(self, spark: SparkSession, args: argparse.Namespace, dates: DateRange):
-        """Write, audit, publish, on ``spark``; returns the gate's result."""
-        from spark_jobs.quality.gate import audit_and_publish
+        """Write, audit, publish, on ``spark``; returns the gate's result.
+
+        If another run publishes one of the stage's tables while this one works
+        (a backfill beside a scheduled run, maintenance compacting a table), the
+        publish refuses to move main (MainMoved) and the run starts over from
+        the new main: rebuilt, audited again, published."""
+        from spark_jobs.quality.gate import MainMoved, audit, new_validator, publish, write_page
 
         params = SimpleNamespace(**{p.name: getattr(args, p.name) for p in self.params})
         branch = args.branch or wap_branch(args.run_id)
         conf_before = spark.conf.getAll
         for key, value in self.session_conf.items():
             spark.conf.set(key, value)
+        # Great Expectations' import and context take seconds: made while the stage computes.
+        validators = ThreadPoolExecutor(max_workers=1)
         try:
             with job_run(spark, self.name, args.run_id, dates, branch) as record:
-                run = StageRun(self, spark, args.run_id, dates, branch, params, record)
-                run.open_branches()
-                self.compute(run)
-                unwritten = set(self.tables) - set(run.written)
-                if unwritten:
-                    raise RuntimeError(f"stage {self.name} run {args.run_id} did not write {sorted(unwritten)}")
-                result = audit_and_publish(run)
+                for attempt in range(1, MAX_REBUILDS + 2):
+                    validator = validators.submit(new_validator)
+                    run = StageRun(self, spark, args.run_id, dates, branch, params, record)
+                    run.open_branches()
+                    self.compute(run)
+                    unwritten = set(self.tables) - set(run.written)
+                    if unwritten:
+                        raise RuntimeError(f"stage {self.name} run {args.run_id} did not write {sorted(unwritten)}")
+                    failpoints.reached("written")
+                    result = audit(run, validator.result())
+                    if result.passed:
+                        failpoints.reached("audited")
+                        try:
+                            publish(run, result)
+                        except MainMoved as moved:
+                            if attempt > MAX_REBUILDS:
+                                raise
+                            print(f"[{self.name}] {moved}; rebuilding from the new main", flush=True)
+                            record.metrics["rebuilds"] = attempt
+                            continue
+                    break
+                write_page(run, result)
                 record.status = "succeeded" if result.passed else "blocked"
                 record.metrics["gate"] = result.record()
         finally:
+            validators.shutdown(wait=False)
             _restore_conf(spark, conf_before)
         print(result.summary(), flush=True)
         if not result.passed:
@@ -290,6 +314,7 @@ class StageRun:
     record: JobRun
     facts: dict = field(default_factory=dict)  # what compute established that ownership depends on
     written: set = field(default_factory=set)
+    base: dict = field(default_factory=dict)  # table -> main's snapshot the branch was made from
 
     def owned(self, table: str) -> Column:
         return self.stage.output(table).owns.rows(self)
@@ -300,9 +325,14 @@ class StageRun:
     def open_branches(self) -> None:
         """Every output's branch, new from main's current snapshot: whatever an
         earlier attempt left on it is discarded, never built upon."""
+        from spark_jobs.quality.publishing import branch_heads
+
         create_tables(self.spark, [o.table for o in self.stage.outputs])
         for o in self.stage.outputs:
             self.spark.sql(f"ALTER TABLE {o.table.identifier} CREATE OR REPLACE BRANCH {self.branch}")
+            heads = branch_heads(self.spark, o.name)
+            # The branch starts at main's snapshot; on a table main has none of, at an empty one.
+            self.base[o.name] = heads[self.branch] if heads.get("main") is not None else None
 
     def read(self, table: str) -> DataFrame:
         """A published table (main): upstream stages published before this one runs."""
@@ -324,6 +354,10 @@ class StageRun:
         outside = F.raise_error(F.lit(f"{table}: run {self.run_id} wrote a row outside the rows it owns "
                                       f"({owns.describe})"))
         guarded = conform(df, self.stage.output(table).table).where(F.when(owned, F.lit(True)).otherwise(outside))
+        if failpoints.active(f"in_write:{table}"):
+            point = f"in_write:{table}"
+            pause = F.udf(lambda: failpoints.reached(point) or True, "boolean").asNondeterministic()
+            guarded = guarded.where(pause())
         writer = guarded.writeTo(self.branch_identifier(table))
         if clustered_by_partition:
             writer = writer.option("distribution-mode", "none")

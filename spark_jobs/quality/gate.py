@@ -5,6 +5,11 @@ same Spark application, each table's suite validates exactly the rows the run
 owns on that branch (the same condition its write replaced), the results go
 to ``ops.quality_results`` and Data Docs, and only if no ``error``
 expectation failed is ``main`` fast-forwarded to each branch.
+
+Iceberg commits each table on its own (a JDBC catalog has no multi-table
+commit), so while a stage publishes, a reader may see some of its tables
+published and the others not yet; each table it sees is audited. A run killed
+there is finished by its retry, which rebuilds, audits and publishes them all.
 """
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from typing import TYPE_CHECKING
 from pyspark import StorageLevel
 
 from spark_jobs.quality import data_docs
-from spark_jobs.quality.publishing import TableRefs, publish, table_refs
-from spark_jobs.quality.results import append_results, result_rows
+from spark_jobs import failpoints
+from spark_jobs.quality.publishing import TableRefs, table_refs
+from spark_jobs.quality.publishing import publish as publish_table
+from spark_jobs.quality.results import record_results, result_rows
 from spark_jobs.quality.suites import SuiteError, load_suites
 from spark_jobs.quality.validation import TableValidation, Validator
 
@@ -93,7 +100,17 @@ def suite_parameters(run: "StageRun", names: set[str]) -> dict:
     return {name: list(value) if isinstance(value, tuple) else value for name, value in given.items() if name in names}
 
 
-def audit_and_publish(run: "StageRun") -> GateResult:
+class MainMoved(RuntimeError):
+    """Another run published a table since this run's branch was made from main:
+    the branch is rebuilt from the new main and audited again, never forced."""
+
+
+def new_validator() -> Validator:
+    return Validator(data_docs.data_docs_dir(), data_docs.results_store_dir())
+
+
+def audit(run: "StageRun", validator: Validator) -> GateResult:
+    """Validates the rows the run owns on its branches and records the results."""
     spark, stage, branch = run.spark, run.stage.name, run.branch
     result = GateResult(stage, run.run_id, branch)
     clock = PhaseClock(stage, result.phase_seconds)
@@ -101,8 +118,6 @@ def audit_and_publish(run: "StageRun") -> GateResult:
     parameters = suite_parameters(run, set().union(*(s.parameters() for s in suites)))
     result.refs = {t: table_refs(spark, t, branch) for t in run.stage.tables}
     clock.lap("suite parameters")
-    validator = Validator(data_docs.data_docs_dir(), data_docs.results_store_dir())
-    clock.lap("GX context")
     for suite in suites:
         # Exactly the rows the run's write replaced.
         df = spark.table(run.branch_identifier(suite.table)).where(run.owned(suite.table))
@@ -114,25 +129,45 @@ def audit_and_publish(run: "StageRun") -> GateResult:
         finally:
             df.unpersist()
         clock.lap(f"validate {suite.table}")
-
+    validator.build_data_docs()
+    clock.lap("Data Docs")
     validated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    append_results(spark, [row for v in result.validations
-                           for row in result_rows(v, run.run_id, stage, branch, result.refs[v.table].branch,
-                                                  validated_at)])
-    clock.lap("append ops.quality_results")
+    record_results(spark, run.run_id, stage, [
+        row for v in result.validations
+        for row in result_rows(v, run.run_id, stage, branch, result.refs[v.table].branch, validated_at)])
+    clock.lap("record ops.quality_results")
     result.passed = all(v.passed for v in result.validations)
-    if result.passed:
-        for table, refs in result.refs.items():
-            result.published[table] = publish(spark, refs, branch)
-        clock.lap("publish")
+    return result
 
-    result.page_path = data_docs.gate_page_path(branch, stage)
+
+def publish(run: "StageRun", result: GateResult) -> None:
+    """Fast-forwards main of every table to its audited branch, then drops the
+    branch. Checks first that no other run published since the branch was made:
+    then nothing is published and MainMoved is raised."""
+    spark, clock = run.spark, PhaseClock(run.stage.name, result.phase_seconds)
+    now = {t: table_refs(spark, t, run.branch) for t in result.refs}
+    moved = {t: (run.base[t], r.main) for t, r in now.items() if r.main != run.base[t]}
+    if moved:
+        raise MainMoved(f"main moved since run {run.run_id} made its branches (table: (base, now)): {moved}")
+    for table, refs in now.items():
+        try:
+            result.published[table] = publish_table(spark, refs, run.branch)
+        except Exception as exc:
+            if "Cannot fast-forward" in str(exc):  # a run published between the check and here
+                raise MainMoved(f"{table}: {exc}") from exc
+            raise
+        failpoints.reached(f"published:{table}")
+    clock.lap("publish")
+
+
+def write_page(run: "StageRun", result: GateResult) -> None:
+    """The run's gate page in Data Docs: verdict, rows validated, failures, what was published."""
+    result.page_path = data_docs.gate_page_path(run.branch, run.stage.name)
     result.page_url = data_docs.url(result.page_path)
     verdict = "passed, published" if result.passed else "FAILED, main untouched, branch kept"
-    data_docs.write_gate_page(branch, stage, data_docs.render_gate_page(
-        run.run_id, stage, branch, verdict,
+    data_docs.write_gate_page(run.branch, run.stage.name, data_docs.render_gate_page(
+        run.run_id, run.stage.name, run.branch, verdict,
         [{"table": v.table, "snapshot_id": result.refs[v.table].branch, "passed": v.passed,
           "page": v.data_docs_page, "published": result.published.get(v.table, ""),
           "owns": run.stage.output(v.table).owns.describe,
           "failures": [o.describe() for o in v.outcomes if not o.success]} for v in result.validations]))
-    return result

@@ -30,9 +30,17 @@ def result_rows(validation: TableValidation, run_id: str, stage: str, branch: st
     ]
 
 
-def append_results(spark: SparkSession, rows: list[tuple]) -> None:
-    """Appends to main; Iceberg retries the commit if a parallel stage appended first."""
-    if not rows:
-        return
+def record_results(spark: SparkSession, run_id: str, stage: str, rows: list[tuple]) -> None:
+    """The results of the run's latest audit of the stage: an earlier attempt's
+    rows of the same (run id, stage) are deleted first, so a retry adds none twice
+    (each attempt's Data Docs page stays). Appends go to main; Iceberg retries
+    the commit if a parallel stage appended first."""
     create_tables(spark, [QUALITY_RESULTS])
-    conform(spark.createDataFrame(rows, SCHEMA), QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
+    spark.sql(f"DELETE FROM {QUALITY_RESULTS.identifier} WHERE run_id = '{_sql_str(run_id)}' "
+              f"AND stage = '{_sql_str(stage)}'")
+    if rows:
+        conform(spark.createDataFrame(rows, SCHEMA), QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
+
+
+def _sql_str(value: str) -> str:
+    return value.replace("'", "''")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ class AirflowEnv:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
             # Small data on 2 shared cores: few shuffle partitions, modest heaps.
             "SPARK_SHUFFLE_PARTITIONS": "4",
+            # A task whose process died (its scheduler killed) is failed, and retried, after 30 s, not 5 min.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
         }
 
     def create(self) -> "AirflowEnv":
@@ -130,6 +133,16 @@ class AirflowEnv:
         env = {**self.env, "PLATFORM_STATE": str(ROOT / ".local")}
         return subprocess.run([sys.executable, str(ROOT / "infra/airflow/trigger.py"), *args], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
+
+    def start_trigger_script(self, *args: str) -> subprocess.Popen:
+        """infra/airflow/trigger.py in the background: it triggers, waits and prints each task's state."""
+        env = {**self.env, "PLATFORM_STATE": str(ROOT / ".local")}
+        return subprocess.Popen([sys.executable, str(ROOT / "infra/airflow/trigger.py"), *args], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def kill_scheduler(self) -> None:
+        """SIGKILL to the scheduler's process group: the scheduler, its executor and the tasks it runs."""
+        os.killpg(int((self.home / "run" / "scheduler.pid").read_text()), signal.SIGKILL)
 
     def asset_events(self, run_id: str) -> list[tuple[str, str]]:
         """(asset name, task) of every asset event the run's tasks emitted, from Airflow's metadata DB."""

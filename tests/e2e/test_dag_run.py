@@ -19,6 +19,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -202,3 +203,41 @@ def test_a_backfill_and_a_triggered_run_together_equal_the_full_run(full_run, ba
         assert backfill_env.task_states(run["run_id"]) == dict.fromkeys(TASKS, "success")
     for table in ["bronze.interactions", "silver.interactions_enriched", *GOLD]:
         assert backfill_env.table_rows(table) == full.table_rows(table), table
+
+
+@pytest.fixture(scope="module")
+def scheduler_env(workdir, landing):
+    env = new_env(workdir, landing, "scheduler", 2)
+    env.start()
+    try:
+        yield env
+    finally:
+        env.destroy()
+
+
+def test_a_run_finishes_after_its_scheduler_is_killed_and_restarted(full_run, scheduler_env):
+    """kill -9 of the scheduler (and the tasks it runs) mid-run, then a restart: the
+    dead tasks are failed after the heartbeat timeout and retried, and the run ends
+    with the tables of the clean full run, one ops.job_runs row per stage."""
+    full, _ = full_run
+    env = scheduler_env
+    trigger = env.start_trigger_script("--start-date", DATES[0], "--end-date", DATES[1], "--timeout", "3600")
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        runs = env.runs()
+        if runs and "running" in env.task_states(runs[0]["run_id"]).values():
+            break
+        time.sleep(3)
+    else:
+        trigger.kill()
+        raise AssertionError("no task of the run started running")
+    env.kill_scheduler()
+    env.start()  # starts what is not running: the scheduler
+    out, err = trigger.communicate(timeout=3000)
+    assert trigger.returncode == 0, out[-5000:] + err[-3000:]
+    [run] = env.runs()
+    assert env.task_states(run["run_id"]) == dict.fromkeys(TASKS, "success")
+    for table in ["bronze.interactions", "silver.interactions_enriched", *GOLD]:
+        assert env.table_rows(table) == full.table_rows(table), table
+    jobs = env.table_rows("ops.job_runs")
+    assert len(jobs) == len(TASKS)

@@ -1,0 +1,35 @@
+"""Named points where a test stops a stage run to inject a real fault there
+(``kill -9`` of the driver, a stopped catalog database, a concurrent writer).
+
+``PIPELINE_FAILPOINT=<name>[@<seconds>]`` in the environment of a run makes it
+print ``FAILPOINT <name> reached`` when it gets to that point, then sleep
+``seconds`` (default: an hour, i.e. until it is killed) and go on. Unset, a
+failpoint costs one environment lookup. The points:
+
+    written              every table of the stage written to its branch, before the audit
+    audited              the audit passed, before the first table is published
+    published:<table>    <table> published, before the next one
+    in_write:<table>     inside the Spark tasks that write <table>, before its commit
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+VARIABLE = "PIPELINE_FAILPOINT"
+
+
+def active(name: str) -> bool:
+    spec = os.environ.get(VARIABLE, "")
+    return spec == name or spec.startswith(name + "@")
+
+
+def reached(name: str) -> None:
+    """Pauses here when the failpoint ``name`` is armed."""
+    spec = os.environ.get(VARIABLE, "")
+    point, _, seconds = spec.partition("@")
+    if point != name:
+        return
+    print(f"FAILPOINT {name} reached (pid {os.getpid()})", file=sys.stderr, flush=True)
+    time.sleep(float(seconds) if seconds else 3600)
