@@ -24,9 +24,10 @@ from iceberg_catalog.config import jdbc_url, settings, warehouse_uri
 ROOT = Path(__file__).resolve().parents[2]
 TRINO_SH = ROOT / "infra" / "trino.sh"
 CA_CERT = ROOT / ".local" / "trino" / "tls" / "trino-ca.pem"
-TEST_TRINO_HOME = ROOT / ".local" / "trino-test"
+# TEST_TRINO_HOME: a second test instance, for a run on its own ICEBERG_CATALOG_DB beside another.
+TEST_TRINO_HOME = Path(os.environ.get("TEST_TRINO_HOME") or ROOT / ".local" / "trino-test")
 TEST_HEAP = "2G"
-PASSWORD_VARIABLES = {"analyst": "TRINO_ANALYST_PASSWORD", "etl": "TRINO_ETL_PASSWORD"}
+PASSWORD_VARIABLES = {"analyst": "TRINO_ANALYST_PASSWORD", "etl": "TRINO_ETL_PASSWORD", "bi": "TRINO_BI_PASSWORD"}
 
 
 def read_properties(path: Path) -> dict[str, str]:
