@@ -111,10 +111,11 @@ def normalized_name(name: str) -> str:
 
 
 def with_placeholders(text: str, values: dict[str, str]) -> str:
-    # Longest first, so a port that happens to appear inside the path is not replaced there.
-    for key, value in sorted(values.items(), key=lambda kv: -len(kv[1])):
-        text = text.replace(value, "${" + key + "}")
-    return text
+    """A database file as exported, with this machine's CA path and Trino port
+    (only where the URI has it: a uuid may hold the same digits) as placeholders."""
+    text = text.replace(values["TRINO_CA_CERT"], "${TRINO_CA_CERT}")
+    return re.sub(rf"(sqlalchemy_uri: trino://[^@\s]*@[^:/\s]+:){re.escape(values['TRINO_PORT'])}/",
+                  r"\g<1>${TRINO_PORT}/", text)
 
 
 def export_assets(root: Path = ASSETS_DIR) -> None:
