@@ -1,4 +1,4 @@
-"""An independent DuckDB implementation of /work/shared/spec/METRICS.md.
+"""An independent DuckDB implementation of the table contract (docs/tables.md).
 
 Written from the metric contract alone (not from spark_jobs/transforms), so the
 parity test can catch a misreading on either side, and timed by the benchmark
@@ -41,7 +41,7 @@ class Params:
     cohort_weeks: int = 26
 
 
-# Where METRICS.md leaves room, what this implementation does (the parity test
+# Where docs/tables.md leaves room, what this implementation does (the parity test
 # and docs/performance.md list them next to the Spark side's choices).
 CHOICES = {
     "reject_reason_order": "first failing check in the order column count, empty user_id, timestamp, duration_ms, app_version",
@@ -214,7 +214,7 @@ def stage_engagement(con: duckdb.DuckDBPyConnection, p: Params) -> None:
         CREATE OR REPLACE TABLE gold_cohort_retention AS
         WITH w AS (SELECT CAST(date_trunc('week', max(event_date)) AS DATE) AS latest_week
                    FROM silver_interactions_enriched),
-        -- Every silver.user_dim user of the week, with or without events (METRICS.md).
+        -- Every silver.user_dim user of the week, with or without events (docs/tables.md).
         members AS (SELECT user_id, CAST(date_trunc('week', join_date) AS DATE) AS cohort_week FROM silver_user_dim),
         cohorts AS (SELECT cohort_week, count(*) AS cohort_size FROM members, w
                     WHERE cohort_week BETWEEN latest_week - {7 * (p.cohort_weeks - 1)} AND latest_week

@@ -20,7 +20,7 @@ Modes
              latency that depends on device and version, two injected
              anomalies (a latency spike of one version on one day, a usage
              burst on one day), exact duplicate rows, and --malformed-share
-             malformed rows covering every reject reason of METRICS.md.
+             malformed rows covering every reject reason of docs/tables.md.
 
 Rows are generated in chunks of --chunk-rows with numpy and streamed to the
 files, so 100M rows never sit in memory. Each chunk has its own random stream
@@ -67,7 +67,7 @@ CHALLENGE_APP_MAJORS = (5, 7)
 # 2023: i.e. 1096 days before the first event day up to the last one.
 JOIN_DAYS_BEFORE_START = 1096
 
-# --- malformed rows: one kind per reject reason of METRICS.md ----------------
+# --- malformed rows: one kind per reject reason of docs/tables.md ----------------
 INTERACTION_MALFORMED_KINDS = [
     "too_few_columns", "too_many_columns", "empty_user_id", "bad_timestamp",
     "negative_duration", "non_integer_duration", "bad_app_version",
@@ -525,7 +525,7 @@ def day_weights(cfg: Config, burst_day: int) -> np.ndarray:
 
 def anomaly_days(rng: np.random.Generator, days: int) -> tuple[int, int]:
     """Latency-spike day and usage-burst day: late enough for a 14-day baseline
-    (METRICS.md needs >= 7 earlier values) when the window allows, and distinct."""
+    (docs/tables.md needs >= 7 earlier values) when the window allows, and distinct."""
     low = min(21, days - 1)
     spike = int(rng.integers(max(low, days // 2), days)) if days > 1 else 0
     choices = [d for d in range(low, days) if d != spike] or [0]
@@ -651,7 +651,7 @@ def realistic_metadata(cfg: Config, world: World, cal: Calendar, rng: np.random.
                        users: np.ndarray) -> tuple[Rows, dict[str, int]]:
     """Rows for the users in `users` that have metadata, plus duplicate rows:
     some with a later join_date (re-registration), some with the same join_date
-    and a different device (the tie METRICS.md breaks by byte order)."""
+    and a different device (the tie docs/tables.md breaks by byte order)."""
     users = users[world.has_metadata[users]]
     pick = rng.random(len(users))
     later = users[pick < META_DUP_LATER_SHARE]

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import tenacity
 from pyspark import inheritable_thread_target
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -106,9 +107,23 @@ class JobRun:
     status: str = "succeeded"  # when the run ends without an exception; a blocked gate says "blocked"
 
 
+def _commit_conflict(exc: BaseException) -> bool:
+    text = str(exc)
+    return "ValidationException: Found conflicting files" in text or "CommitFailedException" in text
+
+
+# The ops tables take row-level writes from stages running side by side: Iceberg
+# refuses a commit that another one made stale, and the write is done again on
+# the new state (it writes the same rows, so doing it again is safe).
+retry_on_commit_conflict = tenacity.retry(retry=tenacity.retry_if_exception(_commit_conflict),
+                                          stop=tenacity.stop_after_attempt(8),
+                                          wait=tenacity.wait_random_exponential(multiplier=0.5, max=10), reraise=True)
+
+
 JOB_RUN_SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in JOB_RUNS.columns.split(","))
 
 
+@retry_on_commit_conflict
 def record_job_run(spark: SparkSession, run: JobRun, status: str, finished: dt.datetime | None = None) -> None:
     """Writes the run's one ops.job_runs row: inserted, or replacing the row an
     earlier attempt of the same (run id, job) left, so a retry never adds one."""

@@ -2,9 +2,10 @@
 (``kill -9`` of the driver, a stopped catalog database, a concurrent writer).
 
 ``PIPELINE_FAILPOINT=<name>[@<seconds>]`` in the environment of a run makes it
-print ``FAILPOINT <name> reached`` when it gets to that point, then sleep
-``seconds`` (default: an hour, i.e. until it is killed) and go on. Unset, a
-failpoint costs one environment lookup. The points:
+print ``FAILPOINT <name> reached`` when it gets to that point, then wait
+``seconds`` (default: an hour, i.e. until it is killed), or until the process
+gets SIGUSR1, and go on. Unset, a failpoint costs one environment lookup. The
+points:
 
     written              every table of the stage written to its branch, before the audit
     audited              the audit passed, before the first table is published
@@ -14,7 +15,9 @@ failpoint costs one environment lookup. The points:
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 
 VARIABLE = "PIPELINE_FAILPOINT"
@@ -31,5 +34,14 @@ def reached(name: str) -> None:
     point, _, seconds = spec.partition("@")
     if point != name:
         return
-    print(f"FAILPOINT {name} reached (pid {os.getpid()})", file=sys.stderr, flush=True)
-    time.sleep(float(seconds) if seconds else 3600)
+    wait = float(seconds) if seconds else 3600
+    if threading.current_thread() is not threading.main_thread():  # a Spark task's thread: no signal
+        print(f"FAILPOINT {name} reached (pid {os.getpid()})", file=sys.stderr, flush=True)
+        time.sleep(wait)
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        print(f"FAILPOINT {name} reached (pid {os.getpid()})", file=sys.stderr, flush=True)
+        signal.sigtimedwait({signal.SIGUSR1}, wait)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})

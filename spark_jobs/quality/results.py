@@ -10,7 +10,7 @@ import json
 from pyspark.sql import SparkSession
 
 from iceberg_catalog.tables import QUALITY_RESULTS, create_tables
-from spark_jobs.common import conform
+from spark_jobs.common import conform, retry_on_commit_conflict
 from spark_jobs.quality.validation import TableValidation
 
 SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in QUALITY_RESULTS.columns.split(","))
@@ -30,6 +30,7 @@ def result_rows(validation: TableValidation, run_id: str, stage: str, branch: st
     ]
 
 
+@retry_on_commit_conflict
 def record_results(spark: SparkSession, run_id: str, stage: str, rows: list[tuple]) -> None:
     """The results of the run's latest audit of the stage: an earlier attempt's
     rows of the same (run id, stage) are deleted first, so a retry adds none twice

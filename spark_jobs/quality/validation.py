@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame
 
+from spark_jobs.quality import offline_assets
 from spark_jobs.quality.suites import ExpectationSpec, Suite
 
 # GX logs every metric at INFO and would otherwise phone home.
@@ -160,6 +161,10 @@ class Validator:
                                          resource_identifiers=[identifier for identifier, _ in self._validated])
         for identifier, validation in self._validated:
             validation.data_docs_page = self._page(identifier)
+        # The pages load their scripts and styles from the project's copies, not from CDNs.
+        built = [self.data_docs_dir / v.data_docs_page for _, v in self._validated if v.data_docs_page]
+        offline_assets.rewrite_site(self.data_docs_dir, [p for p in [*built, self.data_docs_dir / "index.html"]
+                                                         if p.exists()])
 
     def _validate(self, suite: Suite, df: DataFrame, parameters: dict, run_name: str, batch_label: str,
                   result_format: dict) -> TableValidation:

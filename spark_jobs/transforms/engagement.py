@@ -1,4 +1,4 @@
-"""gold engagement metrics from silver.interactions_enriched (METRICS.md, Engagement)."""
+"""gold engagement metrics from silver.interactions_enriched (docs/tables.md, Engagement)."""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,5 @@
 """Performance metrics: page-load latency percentiles, the device/latency
-association and z-score anomalies on daily usage series (METRICS.md, "Performance").
+association and z-score anomalies on daily usage series (docs/tables.md, "Performance").
 
 Every function is ``DataFrame -> DataFrame`` over ``silver.interactions_enriched``
 and does no I/O; parameters come in as keyword arguments so jobs can chain them

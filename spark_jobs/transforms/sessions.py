@@ -1,4 +1,4 @@
-"""gold sessions from silver.interactions_enriched (METRICS.md, Sessions)."""
+"""gold sessions from silver.interactions_enriched (docs/tables.md, Sessions)."""
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window

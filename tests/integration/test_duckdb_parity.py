@@ -1,5 +1,5 @@
 """Parity: every table the Spark pipeline publishes equals, row by row, an
-independent DuckDB implementation of METRICS.md (bench/duckdb_metrics.py).
+independent DuckDB implementation of docs/tables.md (bench/duckdb_metrics.py).
 
 Floats agree to 1e-9 relative; gold.sessions rows are matched on
 (user_id, session_start) since the session_id hash function is open.
@@ -82,7 +82,7 @@ def test_challenge_mode_matches_duckdb(tmp_path):
 
 def test_cohorts_count_every_user_dim_user_of_the_week(tmp_path):
     """Challenge data has users with metadata and no events: they are in their
-    join week's cohort all the same (METRICS.md), so the cohorts' sizes add up to
+    join week's cohort all the same (docs/tables.md), so the cohorts' sizes add up to
     every silver.user_dim user who joined in W-25 .. W."""
     landing = generate_landing(tmp_path / "landing", "--mode", "challenge", "--events", "3000", "--users", "3000",
                                "--days", "20", "--start-date", "2023-03-01", "--seed", "3")

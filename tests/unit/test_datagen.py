@@ -61,7 +61,7 @@ def is_timestamp(text: str) -> bool:
 
 
 def reject_reason(row: list[str]) -> str | None:
-    """The reject rules of METRICS.md, written independently of the generator."""
+    """The reject rules of docs/tables.md, written independently of the generator."""
     if len(row) < 6:
         return "too_few_columns"
     if len(row) > 6:
