@@ -22,6 +22,8 @@ import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+import tenacity
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "goodnote_pipeline"
 FINISHED = {"success", "failed"}
@@ -37,6 +39,10 @@ def platform_settings() -> dict[str, str]:
                 values[key.strip()] = value.strip()
     values.update({k: v for k, v in os.environ.items() if k in ("AIRFLOW_PORT", "AIRFLOW_ADMIN_PASSWORD")})
     return values
+
+
+class ServerError(RuntimeError):
+    """The API server answered 5xx: it or its database is down for now."""
 
 
 class AirflowApi:
@@ -55,8 +61,14 @@ class AirflowApi:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as err:
+            if err.code >= 500:
+                raise ServerError(f"{method} {path} -> HTTP {err.code}: {err.read().decode()[:500]}") from err
             raise SystemExit(f"{method} {path} -> HTTP {err.code}: {err.read().decode()[:500]}") from err
 
+    # A run outlives a restart of the API server or a blip of its database: reads are
+    # retried for a while before the wait gives up.
+    @tenacity.retry(retry=tenacity.retry_if_exception_type((ServerError, urllib.error.URLError)),
+                    stop=tenacity.stop_after_delay(300), wait=tenacity.wait_fixed(5), reraise=True)
     def get(self, path: str) -> dict:
         return self._call("GET", path)
 
