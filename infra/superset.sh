@@ -60,9 +60,27 @@ SQLALCHEMY_DATABASE_URI = "postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$PG_HOST:
 FEATURE_FLAGS = {"DASHBOARD_NATIVE_FILTERS": True, "DASHBOARD_CROSS_FILTERS": True, "DASHBOARD_VIRTUALIZATION": False}
 # CSRF stays on: API clients take a token from /api/v1/security/csrf_token/.
 WTF_CSRF_ENABLED = True
-# Served over plain HTTP on localhost; no telemetry pixel, no third-party calls.
+# Served over plain HTTP on localhost.
 SESSION_COOKIE_SECURE = False
-SCARF_ANALYTICS = False
+# The browser may load from this server only: Superset's default policy also lets
+# pages load a telemetry pixel (built into the PyPI release's menu), map tiles and
+# web fonts from the internet; these dashboards need none of them.
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": ["'self'"],
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": "'none'",
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'"],
+        "script-src": ["'self'", "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    "force_https": False,
+    "session_cookie_secure": False,
+}
 RATELIMIT_STORAGE_URI = "memory://"
 SUPERSET_WEBSERVER_TIMEOUT = 120
 ROW_LIMIT = 50000
@@ -90,6 +108,12 @@ provision() {  # provision import|export|admin: infra/superset/provision.py in S
   "${NO_CA_OVERRIDE[@]}" "$SUPERSET_VENV/bin/python" "$PLATFORM_HOME/infra/superset/provision.py" "$@"
 }
 
+# Importing the connection lists Trino's schemas, so Trino must answer first.
+require_trino() {
+  curl -fsS --cacert "$TRINO_CA_CERT" "https://localhost:$TRINO_PORT/v1/info" 2>/dev/null | grep -q '"starting":false' ||
+    die "no Trino at https://localhost:$TRINO_PORT (trusting $TRINO_CA_CERT): run make trino-start first"
+}
+
 pid_alive() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
 healthy() { curl -fsS "http://127.0.0.1:$SUPERSET_PORT/health" 2>/dev/null | grep -q OK; }
@@ -99,7 +123,7 @@ prepare() {
   bash "$PLATFORM_HOME/infra/postgres.sh" start
   write_config
   ensure_database
-  [ -f "$TRINO_CA_CERT" ] || log "warning: $TRINO_CA_CERT missing; start Trino (make trino-start) before opening a dashboard"
+  require_trino
   log "superset db upgrade ($SUPERSET_DB)"
   superset_cli db upgrade >"$LOG_DIR/db-upgrade.log" 2>&1 || { tail -20 "$LOG_DIR/db-upgrade.log"; die "superset db upgrade failed"; }
   superset_cli init >"$LOG_DIR/init.log" 2>&1 || { tail -20 "$LOG_DIR/init.log"; die "superset init failed"; }
@@ -151,7 +175,7 @@ case "${1:-}" in
   restart) stop; start ;;
   status) status ;;
   url) echo "$URL" ;;
-  import) install; write_config; provision import ;;
+  import) install; write_config; require_trino; provision import ;;
   export) install; write_config; provision export ;;
   *) die "usage: $0 install|start|stop|restart|status|url|import|export" ;;
 esac

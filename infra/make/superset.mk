@@ -1,5 +1,5 @@
 # Superset: the dashboards of infra/superset/assets over Trino (infra/superset.sh).
-#   make superset-start     PostgreSQL + Superset (imports the dashboards); prints URL and user
+#   make superset-start     PostgreSQL, Trino, Superset (imports the dashboards); prints URL and user
 #   make superset-stop      stop the server (and a test instance left running)
 #   make superset-export    after editing dashboards in the UI: write them back to infra/superset/assets
 #   make superset-import    re-import infra/superset/assets (what start does) into the running instance
@@ -9,7 +9,7 @@
 superset-install:
 	bash infra/superset.sh install
 
-superset-start:
+superset-start: trino-start
 	bash infra/superset.sh start
 	@echo "Superset: $$(bash infra/superset.sh url)  user admin, password SUPERSET_ADMIN_PASSWORD in .local/platform.env"
 
@@ -23,7 +23,7 @@ superset-status:
 superset-export:
 	bash infra/superset.sh export
 
-superset-import:
+superset-import: trino-start
 	bash infra/superset.sh import
 
 superset-test:
