@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 CATALOG = "iceberg"
 
@@ -20,17 +20,9 @@ class TableRefs:
     main: int | None  # snapshot id of main, None if main has no snapshot yet
     branch: int | None  # snapshot id of the run's branch, None if it does not exist
 
-    @property
-    def needs_publishing(self) -> bool:
-        return self.branch is not None and self.branch != self.main
-
 
 def identifier(table: str) -> str:
     return f"{CATALOG}.{table}"
-
-
-def branch_identifier(table: str, branch: str | None) -> str:
-    return f"{CATALOG}.{table}.branch_{branch}" if branch else identifier(table)
 
 
 def branch_heads(spark: SparkSession, table: str) -> dict[str, int]:
@@ -48,12 +40,6 @@ def branch_heads(spark: SparkSession, table: str) -> dict[str, int]:
 def table_refs(spark: SparkSession, table: str, branch: str) -> TableRefs:
     heads = branch_heads(spark, table)
     return TableRefs(table, heads.get("main"), heads.get(branch))
-
-
-def read_ref(spark: SparkSession, table: str, refs: TableRefs, branch: str) -> DataFrame:
-    """The run's version of a table: its branch when it has one, else main
-    (a table whose branch is gone was already published by this run's gate)."""
-    return spark.table(branch_identifier(table, branch if refs.branch is not None else None))
 
 
 def publish(spark: SparkSession, refs: TableRefs, branch: str) -> str:
