@@ -21,6 +21,7 @@ import threading
 import time
 
 VARIABLE = "PIPELINE_FAILPOINT"
+_fired: set[str] = set()
 
 
 def active(name: str) -> bool:
@@ -29,11 +30,13 @@ def active(name: str) -> bool:
 
 
 def reached(name: str) -> None:
-    """Pauses here when the failpoint ``name`` is armed."""
+    """Pauses here when the failpoint ``name`` is armed, the first time only (a
+    run that starts over passes the same points again)."""
     spec = os.environ.get(VARIABLE, "")
     point, _, seconds = spec.partition("@")
-    if point != name:
+    if point != name or name in _fired:
         return
+    _fired.add(name)
     wait = float(seconds) if seconds else 3600
     if threading.current_thread() is not threading.main_thread():  # a Spark task's thread: no signal
         print(f"FAILPOINT {name} reached (pid {os.getpid()})", file=sys.stderr, flush=True)
