@@ -1,7 +1,6 @@
 """The stage declaration: options, the rows a run owns, and what derives from them."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from types import SimpleNamespace
 
