@@ -80,14 +80,19 @@ def full_run(workdir, landing):
     env.destroy()
 
 
-@pytest.fixture(scope="module")
-def backfill_env(workdir, landing):
-    env = new_env(workdir, landing, "backfill", 1)
+def running_env(workdir: Path, landing: Path, name: str, port_offset: int):
+    """An environment whose Airflow services run (scheduler, api-server, dag-processor), destroyed after."""
+    env = new_env(workdir, landing, name, port_offset)
     env.start()
     try:
         yield env
     finally:
         env.destroy()
+
+
+@pytest.fixture(scope="module")
+def backfill_env(workdir, landing):
+    yield from running_env(workdir, landing, "backfill", 1)
 
 
 def expected_counts(landing: Path) -> dict[str, int]:
@@ -207,12 +212,7 @@ def test_a_backfill_and_a_triggered_run_together_equal_the_full_run(full_run, ba
 
 @pytest.fixture(scope="module")
 def scheduler_env(workdir, landing):
-    env = new_env(workdir, landing, "scheduler", 2)
-    env.start()
-    try:
-        yield env
-    finally:
-        env.destroy()
+    yield from running_env(workdir, landing, "scheduler", 2)
 
 
 def test_a_run_finishes_after_its_scheduler_is_killed_and_restarted(full_run, scheduler_env):
