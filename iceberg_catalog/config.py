@@ -115,6 +115,10 @@ def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:
         # Other processes publish to the same tables: a cached table would hide
         # their commits (and base a new branch on a stale main) for 30 s.
         f"{prefix}.cache-enabled": "false",
+        # A restarted PostgreSQL ends pooled connections with 57P01
+        # (admin_shutdown); Iceberg reconnects and retries only on the states listed
+        # here and its 08xxx defaults, so without them a long-lived session fails.
+        f"{prefix}.retryable_status_codes": "57P01,57P02,57P03",
         "spark.sql.defaultCatalog": CATALOG_NAME,
         "spark.sql.session.timeZone": "UTC",
     }
@@ -126,6 +130,8 @@ def pyiceberg_properties(s: dict[str, str] | None = None) -> dict[str, str]:
         "type": "sql",
         "uri": f"postgresql+psycopg2://{s['PG_USER']}:{s['PG_PASSWORD']}@{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}",
         "warehouse": warehouse_uri(s),
+        # A pooled connection may have died with a PostgreSQL restart.
+        "pool_pre_ping": "true",
     }
 
 

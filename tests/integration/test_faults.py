@@ -197,7 +197,11 @@ def test_process_killed_in_the_middle_of_publishing(published, reference):
     assert_recovered(published, reference)
 
 
-def test_catalog_database_stopped_during_a_stage_then_started_again(published, reference):
+def test_catalog_database_stopped_during_a_stage_then_started_again(published, reference, spark):
+    from iceberg_catalog.tables import JOB_RUNS, create_tables
+
+    create_tables(spark, [JOB_RUNS])
+    runs_before = spark.table(JOB_RUNS.identifier).count()  # the session now holds pooled catalog connections
     run = published.start_ingest(RUN_B, "written@600")
     wait_for(run, "written")
     subprocess.run(["bash", str(ROOT / "infra/postgres.sh"), "stop"], check=True, capture_output=True)
@@ -211,6 +215,9 @@ def test_catalog_database_stopped_during_a_stage_then_started_again(published, r
 
     assert published.ingest(RUN_B).returncode == 0
     assert_recovered(published, reference)
+    # A long-lived session (a notebook, the test session) reconnects instead of
+    # failing on the connections the restart ended.
+    assert spark.table(JOB_RUNS.identifier).count() == runs_before
 
 
 def test_a_run_that_publishes_first_makes_the_other_rebuild_not_lose_dates(published, reference_catalog):
