@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyspark import StorageLevel
-
 from spark_jobs.quality import data_docs
 from spark_jobs import failpoints
 from spark_jobs.quality.publishing import TableRefs, table_refs
@@ -121,13 +119,8 @@ def audit(run: "StageRun", validator: Validator) -> GateResult:
     for suite in suites:
         # Exactly the rows the run's write replaced.
         df = spark.table(run.branch_identifier(suite.table)).where(run.owned(suite.table))
-        # GX runs several Spark jobs per table; the cache reads the files once.
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            result.validations.append(validator.validate(
-                suite, df, parameters, run_name=run.run_id, batch_label=f"{suite.table}@{branch}"))
-        finally:
-            df.unpersist()
+        result.validations.append(validator.validate(
+            suite, df, parameters, run_name=run.run_id, batch_label=f"{suite.table}@{branch}"))
         clock.lap(f"validate {suite.table}")
     validator.build_data_docs()
     clock.lap("Data Docs")
