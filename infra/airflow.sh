@@ -9,8 +9,14 @@
 # The Spark master comes from PIPELINE_SPARK_MASTER (default local[*]; `yarn`
 # sends every job to the project's YARN) through the `spark_default`
 # connection, which is defined by AIRFLOW_CONN_SPARK_DEFAULT, never in the DB.
+# Login: the FAB auth manager, users in the metadata DB with hashed passwords.
+# start makes the accounts admin (role Admin), operator (User: trigger, clear,
+# backfill) and viewer (Viewer) with the passwords AIRFLOW_ADMIN_PASSWORD,
+# AIRFLOW_OPERATOR_PASSWORD, AIRFLOW_VIEWER_PASSWORD of platform.env, and
+# resets a password that was changed there (infra/airflow/users.py).
 # Overridable (tests run isolated instances this way): AIRFLOW_HOME, AIRFLOW_PORT,
-# AIRFLOW_DB, ICEBERG_CATALOG_DB, ICEBERG_WAREHOUSE; LANDING_DIR etc. pass through.
+# AIRFLOW_SCHEDULER_HEALTH_PORT, AIRFLOW_DB, ICEBERG_CATALOG_DB, ICEBERG_WAREHOUSE;
+# LANDING_DIR etc. pass through.
 . "$(dirname "$0")/lib.sh"
 # platform.env is sourced over the environment; a caller's (a test's) choice of
 # these wins, and reaches the Airflow processes and the Spark jobs they launch.
@@ -23,17 +29,16 @@ AIRFLOW_BIN="$PLATFORM_HOME/.venv/bin/airflow"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$PLATFORM_STATE/airflow}"
 AIRFLOW_PORT="${AIRFLOW_PORT:-8080}"
 AIRFLOW_DB="${AIRFLOW_DB:-airflow}"
-AIRFLOW_ADMIN_USER=admin
+AIRFLOW_SCHEDULER_HEALTH_PORT="${AIRFLOW_SCHEDULER_HEALTH_PORT:-8974}"
 PIPELINE_SPARK_MASTER="${PIPELINE_SPARK_MASTER:-local[*]}"
 SECRETS_FILE="$AIRFLOW_HOME/secrets.env"
-PASSWORDS_FILE="$AIRFLOW_HOME/simple_auth_manager_passwords.json"
 RUN_DIR="$AIRFLOW_HOME/run"
 LOG_DIR="$AIRFLOW_HOME/logs"
 SERVICES=(api-server scheduler dag-processor)
 
 # Generated once per AIRFLOW_HOME: the keys every Airflow process must share
-# (JWTs between api-server and task workers, Fernet for stored secrets) and
-# the admin password of the UI, taken from platform.env.
+# (JWTs between api-server and task workers, Fernet for stored secrets).
+# The UI's users live in the metadata DB (FAB auth manager): start makes them.
 install() {
   mkdir -p "$AIRFLOW_HOME" "$RUN_DIR" "$LOG_DIR"
   if [ ! -f "$SECRETS_FILE" ]; then
@@ -45,8 +50,6 @@ install() {
     } > "$SECRETS_FILE"
     umask 022
   fi
-  # SimpleAuthManager (Airflow 3's built-in login) reads user passwords from this file.
-  (umask 077; printf '{"%s": "%s"}\n' "$AIRFLOW_ADMIN_USER" "$AIRFLOW_ADMIN_PASSWORD" > "$PASSWORDS_FILE")
   write_env_file
 }
 
@@ -81,8 +84,7 @@ AIRFLOW__CORE__DAGS_FOLDER=$PLATFORM_HOME/dags
 AIRFLOW__CORE__LOAD_EXAMPLES=False
 AIRFLOW__CORE__EXECUTOR=LocalExecutor
 AIRFLOW__CORE__PARALLELISM=4
-AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=$AIRFLOW_ADMIN_USER:admin
-AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=$PASSWORDS_FILE
+AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
 AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$AIRFLOW_DB
 AIRFLOW__API__HOST=127.0.0.1
@@ -91,6 +93,8 @@ AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
 AIRFLOW__API__WORKERS=1
 AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK=True
+AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST=127.0.0.1
+AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT=$AIRFLOW_SCHEDULER_HEALTH_PORT
 AIRFLOW__LOGGING__BASE_LOG_FOLDER=$LOG_DIR
 AIRFLOW_CONN_SPARK_DEFAULT='$(spark_connection_json "$PIPELINE_SPARK_MASTER")'
 PIPELINE_SPARK_MASTER='$PIPELINE_SPARK_MASTER'
@@ -141,12 +145,19 @@ start() {
     curl -fsS "$YARN_RM_URL/ws/v1/cluster/info" >/dev/null || die "PIPELINE_SPARK_MASTER=yarn but no ResourceManager at $YARN_RM_URL: run infra/hadoop.sh start"
   fi
   log "airflow db migrate ($AIRFLOW_DB)"
+  # Migrates FAB's tables (ab_user, ab_role, ...) too: Airflow runs the DB managers of installed providers.
   "$AIRFLOW_BIN" db migrate >"$LOG_DIR/db-migrate.log" 2>&1 || { tail -20 "$LOG_DIR/db-migrate.log"; die "airflow db migrate failed"; }
+  "$PLATFORM_HOME/.venv/bin/python" "$PLATFORM_HOME/infra/airflow/users.py" >"$LOG_DIR/users.log" 2>&1 ||
+    { tail -20 "$LOG_DIR/users.log"; die "creating the Airflow users failed"; }
+  # The plaintext password file of SimpleAuthManager, which earlier setups used.
+  rm -f "$AIRFLOW_HOME/simple_auth_manager_passwords.json"
   local svc
   for svc in "${SERVICES[@]}"; do
     if pid_alive "$svc"; then log "airflow $svc already running"; continue; fi
     # setsid: each service leads its own process group, so stop ends its workers too.
-    setsid nohup "$AIRFLOW_BIN" "$svc" >"$LOG_DIR/$svc.out" 2>&1 < /dev/null &
+    # The UI's passwords stay out of the services, and so out of every task's environment.
+    setsid nohup env -u AIRFLOW_ADMIN_PASSWORD -u AIRFLOW_OPERATOR_PASSWORD -u AIRFLOW_VIEWER_PASSWORD \
+      "$AIRFLOW_BIN" "$svc" >"$LOG_DIR/$svc.out" 2>&1 < /dev/null &
     echo $! > "$RUN_DIR/$svc.pid"
   done
   local deadline=$((SECONDS + 240))
@@ -158,7 +169,7 @@ start() {
     sleep 2
   done
   log "airflow up in $((SECONDS - t0)) s (Spark master: $PIPELINE_SPARK_MASTER)"
-  echo "Airflow UI: http://127.0.0.1:$AIRFLOW_PORT  user: $AIRFLOW_ADMIN_USER  password: $AIRFLOW_ADMIN_PASSWORD"
+  echo "Airflow UI: http://127.0.0.1:$AIRFLOW_PORT  users admin, operator, viewer; passwords: AIRFLOW_*_PASSWORD in $PLATFORM_ENV_FILE"
 }
 
 stop() {

@@ -36,7 +36,7 @@ ensure_platform_env
 cat <<TXT
 
 == where to look ==
-Airflow UI         http://localhost:${AIRFLOW_PORT}   user admin, password ${AIRFLOW_ADMIN_PASSWORD}
+Airflow UI         http://localhost:${AIRFLOW_PORT}   user admin, password ${AIRFLOW_ADMIN_PASSWORD}; users operator and viewer: passwords in .local/platform.env
 YARN UI            $(bash infra/hadoop.sh env | sed -n 's/^export YARN_RM_URL=//p' | tr -d "'\"")
 Spark History      $(bash infra/hadoop.sh env | sed -n 's/^export SPARK_HISTORY_URL=//p' | tr -d "'\"")
 Data Docs          $(bash infra/datadocs.sh url)

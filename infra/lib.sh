@@ -69,6 +69,8 @@ ENV
   platform_env_default SUPERSET_DB echo superset
   platform_env_default SUPERSET_SECRET_KEY python3 -c 'import secrets; print(secrets.token_urlsafe(42))'
   platform_env_default SUPERSET_ADMIN_PASSWORD gen_secret
+  platform_env_default AIRFLOW_OPERATOR_PASSWORD gen_secret
+  platform_env_default AIRFLOW_VIEWER_PASSWORD gen_secret
   # A variable the caller already exported wins over the generated file (tests
   # point ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE at their own catalog).
   local line key

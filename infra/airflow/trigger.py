@@ -6,8 +6,9 @@
         an Airflow backfill: one run per date (the UI's "Backfill" does the same)
 
 Prints every task's state per run; exits 0 only when every run succeeded.
-Settings: AIRFLOW_PORT / AIRFLOW_ADMIN_PASSWORD from the environment, else
-from .local/platform.env (written by infra/lib.sh).
+Logs in as `operator` (FAB role User: trigger, clear and backfill, nothing more;
+infra/airflow/users.py). Settings: AIRFLOW_PORT / AIRFLOW_OPERATOR_PASSWORD from
+the environment, else from .local/platform.env (written by infra/lib.sh).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def platform_settings() -> dict[str, str]:
             key, sep, value = line.partition("=")
             if sep and not key.startswith("#"):
                 values[key.strip()] = value.strip()
-    values.update({k: v for k, v in os.environ.items() if k in ("AIRFLOW_PORT", "AIRFLOW_ADMIN_PASSWORD")})
+    values.update({k: v for k, v in os.environ.items() if k in ("AIRFLOW_PORT", "AIRFLOW_OPERATOR_PASSWORD")})
     return values
 
 
@@ -48,6 +49,7 @@ class ServerError(RuntimeError):
 class AirflowApi:
     def __init__(self, base_url: str, user: str, password: str) -> None:
         self.base_url = base_url.rstrip("/")
+        # The FAB auth manager's token endpoint: JSON username/password -> JWT.
         token = self._call("POST", "/auth/token", {"username": user, "password": password}, auth=False)
         self.token = token["access_token"]
 
@@ -156,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = platform_settings()
     port = settings.get("AIRFLOW_PORT", "8080")
-    api = AirflowApi(f"http://127.0.0.1:{port}", "admin", settings["AIRFLOW_ADMIN_PASSWORD"])
+    if "AIRFLOW_OPERATOR_PASSWORD" not in settings:
+        raise SystemExit("AIRFLOW_OPERATOR_PASSWORD is not set: `make airflow-start` adds it to .local/platform.env")
+    api = AirflowApi(f"http://127.0.0.1:{port}", "operator", settings["AIRFLOW_OPERATOR_PASSWORD"])
     api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     conf = json.loads(args.conf)
     if args.backfill:

@@ -1,5 +1,5 @@
 # Airflow: the scheduler/UI that runs goodnote_pipeline (infra/airflow.sh).
-#   make airflow-start                      PostgreSQL + Airflow; prints URL and admin password
+#   make airflow-start                      PostgreSQL + Airflow; prints the URL and where the users' passwords are
 #   PIPELINE_SPARK_MASTER=yarn make airflow-start   same, every stage goes to the project's YARN
 #   make airflow-run START=2023-07-01 END=2023-07-03            one DAG run over the range, waits
 #   make airflow-backfill START=2023-07-01 END=2023-07-03       Airflow backfill, one run per date

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,9 @@ sys.path.insert(0, str(ROOT))
 from iceberg_catalog import config  # noqa: E402
 
 DAG_ID = "goodnote_pipeline"
+# The event dates of the shared landing data: one run per date, and each
+# more date costs five spark-submits.
+DATES = ["2023-07-01", "2023-07-02"]
 
 
 def platform_settings() -> dict[str, str]:
@@ -57,6 +61,8 @@ class AirflowEnv:
     warehouse: Path
     landing: Path
     port: int
+    # The scheduler's health server: its own port, so instances running side by side all get one.
+    health_port: int
     started: bool = field(default=False)
 
     @property
@@ -66,6 +72,7 @@ class AirflowEnv:
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW_DB": self.airflow_db,
             "AIRFLOW_PORT": str(self.port),
+            "AIRFLOW_SCHEDULER_HEALTH_PORT": str(self.health_port),
             "ICEBERG_CATALOG_DB": self.catalog_db,
             "ICEBERG_WAREHOUSE": str(self.warehouse),
             "LANDING_DIR": str(self.landing),
@@ -86,9 +93,10 @@ class AirflowEnv:
         self.cli("db", "migrate")
         return self
 
-    def script(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-        proc = subprocess.run(["bash", str(ROOT / "infra/airflow.sh"), *args], env=self.env, cwd=ROOT,
-                              capture_output=True, text=True, timeout=timeout)
+    def script(self, *args: str, check: bool = True, timeout: float = 600,
+               extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(["bash", str(ROOT / "infra/airflow.sh"), *args], env={**self.env, **(extra_env or {})},
+                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"infra/airflow.sh {' '.join(args)} exited {proc.returncode}:\n"
                                  f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -110,6 +118,10 @@ class AirflowEnv:
         self.stop()
         drop_database(self.airflow_db)
         drop_database(self.catalog_db)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def dags_test(self, logical_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
         """`airflow dags test`: the whole DAG in one process, no scheduler."""
@@ -180,6 +192,33 @@ class AirflowEnv:
 
         table = self.catalog().load_table("ops.quality_results")
         return table.scan(row_filter=EqualTo("run_id", run_id)).to_arrow().to_pylist()
+
+
+def free_port(preferred: int) -> int:
+    out = subprocess.run(["bash", "-c", f". infra/lib.sh; free_port {preferred}"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def new_env(workdir: Path, landing: Path, name: str, port_offset: int) -> AirflowEnv:
+    """A created (databases migrated, not started) environment named ``name``; ports near the platform's."""
+    suffix = uuid.uuid4().hex[:6]
+    base_port = int(platform_settings().get("AIRFLOW_PORT", 8080))
+    env = AirflowEnv(home=workdir / f"{name}_home", airflow_db=f"airflow_e2e_{name}_{suffix}",
+                     catalog_db=f"iceberg_e2e_{name}_{suffix}", warehouse=workdir / f"{name}_warehouse",
+                     landing=landing, port=free_port(base_port + 100 + port_offset),
+                     health_port=free_port(base_port + 200 + port_offset))
+    return env.create()
+
+
+def running_env(workdir: Path, landing: Path, name: str, port_offset: int):
+    """An environment whose Airflow services run (scheduler, api-server, dag-processor), destroyed after."""
+    env = new_env(workdir, landing, name, port_offset)
+    try:
+        env.start()
+        yield env
+    finally:
+        env.destroy()
 
 
 def _comparable(value):

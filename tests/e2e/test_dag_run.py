@@ -10,66 +10,38 @@
   downstream task run, no asset event; a published stage emits one per table.
 
 Each scenario has its own Airflow metadata DB and Iceberg catalog DB, so the
-developer's platform and other tests are untouched. Slow: about 10 Spark
-submits per DAG run on a 2-core machine.
+developer's platform and other tests are untouched; the backfill shares its
+running Airflow with test_airflow_roles.py (``running_airflow``, conftest.py).
+Slow: about 10 Spark submits per DAG run on a 2-core machine.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import duckdb
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from airflow_service import ROOT, AirflowEnv, generate_landing  # noqa: E402
+from airflow_service import DATES, ROOT, generate_landing, new_env, running_env  # noqa: E402
 
 from spark_jobs.pipeline import BY_NAME, STAGES  # noqa: E402
 
-# One run per date; each more date costs five spark-submits.
-DATES = ["2023-07-01", "2023-07-02"]
 TASKS = {stage.name for stage in STAGES}
 GOLD = [t for stage in ("engagement", "performance", "sessions") for t in BY_NAME[stage].tables]
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, platform) -> Path:
-    subprocess.run(["bash", str(ROOT / "infra/package.sh")], cwd=ROOT, check=True, capture_output=True)
-    return tmp_path_factory.mktemp("airflow_e2e")
+def workdir(airflow_workdir) -> Path:
+    return airflow_workdir
 
 
 @pytest.fixture(scope="module")
-def landing(workdir) -> Path:
-    out = workdir / "landing"
-    # The challenge generator spreads events over [start, start + days - 1] to
-    # the second, so the last day holds at most one boundary second: ask for one more.
-    generate_landing(out, days=len(DATES) + 1, start_date=DATES[0])
-    event_dates = duckdb.sql(f"""SELECT DISTINCT CAST(CAST(timestamp AS TIMESTAMP) AS DATE)::VARCHAR AS d
-        FROM read_csv_auto('{out}/user_interactions/*.csv', all_varchar=true) ORDER BY d""").fetchall()
-    assert [d for (d,) in event_dates] == DATES
-    return out
-
-
-def new_env(workdir: Path, landing: Path, name: str, port_offset: int) -> AirflowEnv:
-    suffix = uuid.uuid4().hex[:6]
-    from airflow_service import platform_settings
-
-    base_port = int(platform_settings().get("AIRFLOW_PORT", 8080))
-    env = AirflowEnv(home=workdir / f"{name}_home", airflow_db=f"airflow_e2e_{name}_{suffix}",
-                     catalog_db=f"iceberg_e2e_{name}_{suffix}", warehouse=workdir / f"{name}_warehouse",
-                     landing=landing, port=_free_port(base_port + 100 + port_offset))
-    return env.create()
-
-
-def _free_port(preferred: int) -> int:
-    out = subprocess.run(["bash", "-c", f". infra/lib.sh; free_port {preferred}"], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return int(out.stdout.strip())
+def landing(airflow_landing) -> Path:
+    return airflow_landing
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +52,9 @@ def full_run(workdir, landing):
     env.destroy()
 
 
-def running_env(workdir: Path, landing: Path, name: str, port_offset: int):
-    """An environment whose Airflow services run (scheduler, api-server, dag-processor), destroyed after."""
-    env = new_env(workdir, landing, name, port_offset)
-    env.start()
-    try:
-        yield env
-    finally:
-        env.destroy()
-
-
 @pytest.fixture(scope="module")
-def backfill_env(workdir, landing):
-    yield from running_env(workdir, landing, "backfill", 1)
+def backfill_env(running_airflow):
+    return running_airflow
 
 
 def expected_counts(landing: Path) -> dict[str, int]:

@@ -128,7 +128,8 @@ def test_every_variable_is_required_not_defaulted(compose_text):
     loose = [v for v in VARIABLE.findall(unescaped) if not re.fullmatch(r"[A-Z][A-Z0-9_]*:\?.+", v)]
     assert loose == []
     assert {v.split(":")[0] for v in VARIABLE.findall(unescaped)} == {
-        "PG_USER", "PG_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD"}
+        "PG_USER", "PG_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
+        "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD"}
 
 
 def test_images_are_pinned_and_builds_exist(services):
