@@ -355,8 +355,8 @@ class StageRun:
                                       f"({owns.describe})"))
         guarded = conform(df, self.stage.output(table).table).where(F.when(owned, F.lit(True)).otherwise(outside))
         if failpoints.active(f"in_write:{table}"):
-            point = f"in_write:{table}"
-            pause = F.udf(lambda: failpoints.reached(point) or True, "boolean").asNondeterministic()
+            point, env = f"in_write:{table}", failpoints.settings()
+            pause = F.udf(lambda: failpoints.reached(point, env) or True, "boolean").asNondeterministic()
             guarded = guarded.where(pause())
         writer = guarded.writeTo(self.branch_identifier(table))
         if clustered_by_partition:
