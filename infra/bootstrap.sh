@@ -31,6 +31,14 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$PLATFORM_HOME/.venv/bin/pip" install -q -r "$PLATFORM_HOME/requirements.txt"
   echo "$want" > "$stamp"
 fi
+# Every Spark this venv starts (pyspark's SparkSession, its spark-submit) sources
+# $SPARK_HOME/conf/spark-env.sh: the driver, its UI included, listens on
+# loopback unless SPARK_LOCAL_IP says otherwise. (The YARN profile's
+# SPARK_CONF_DIR has its own spark-env.sh with the same line.)
+pyspark_conf="$("$PLATFORM_HOME/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
+mkdir -p "$pyspark_conf"
+printf '%s\n' "# Written by infra/bootstrap.sh." 'export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"' \
+  > "$pyspark_conf/spark-env.sh"
 
 # Jars Spark puts on spark.jars: the Iceberg runtime for our Spark minor and
 # the JDBC driver of the catalog database.

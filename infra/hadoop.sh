@@ -115,6 +115,7 @@ ensure_yarn_env() {  # this machine's single node: ports from platform.env, loop
   done
   set -a; . "$PLATFORM_ENV_FILE"; set +a
   export YARN_NM_HOST="$YARN_HOST" SPARK_HISTORY_HOST="$YARN_HOST" HADOOP_DEFAULT_FS="file:///"
+  export SPARK_DRIVER_BIND_HOST="$YARN_HOST"
   export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"
   export SPARK_YARN_STAGING_DIR="file://$HADOOP_STATE/staging"
   derived_settings
@@ -127,7 +128,7 @@ cluster_settings() {
   local pair name
   for pair in $YARN_PORT_DEFAULTS; do name="${pair%%=*}"; export "$name=${!name:-${pair#*=}}"; done
   export YARN_HOST="${YARN_RM_HOST:-resourcemanager}" YARN_NM_HOST="${YARN_NM_HOST:-$(hostname)}"
-  export SPARK_HISTORY_HOST="${SPARK_HISTORY_HOST:-spark-history}"
+  export SPARK_HISTORY_HOST="${SPARK_HISTORY_HOST:-spark-history}" SPARK_DRIVER_BIND_HOST=""
   export HADOOP_DEFAULT_FS="${HADOOP_DEFAULT_FS:-hdfs://namenode:8020}"
   export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-$HADOOP_DEFAULT_FS/spark-events}"
   export SPARK_YARN_STAGING_DIR="${SPARK_YARN_STAGING_DIR:-$HADOOP_DEFAULT_FS/user}"
@@ -180,7 +181,7 @@ configure() {  # renders the configuration for the settings exported before
   cp "$HADOOP_SRC/capacity-scheduler.xml" "$HADOOP_SRC/log4j.properties" "$HADOOP_CONF_DIR/"
   render "$HADOOP_SRC/spark-defaults.conf.in" "$SPARK_CONF_DIR/spark-defaults.conf" \
     "PYSPARK_HOME ICEBERG_SPARK_JARS SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR SPARK_HISTORY_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
-  render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR"
+  render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR SPARK_DRIVER_BIND_HOST"
   # `yarn application -list|-kill ID`, for people and for Airflow's
   # SparkSubmitHook, which kills a task's YARN application with that command.
   cat > "$HADOOP_STATE/bin/yarn" <<SH

@@ -85,12 +85,14 @@ def jvm_config(template: str, heap_gb: int) -> str:
                    for line in template.splitlines())
 
 
-def node_properties(data_dir: Path) -> dict[str, str]:
+def node_properties(data_dir: Path, bind_host: str) -> dict[str, str]:
     return {
         "node.environment": "platform",
         "node.id": "trino-local-1",
         "node.data-dir": str(data_dir),
         "node.internal-address": "127.0.0.1",
+        # Both HTTP ports listen here; airlift's default is every interface.
+        "node.bind-ip": bind_host,
     }
 
 
@@ -147,7 +149,7 @@ def render(etc_dir: Path, data_dir: Path, plugin_dir: Path, keystore: Path, shar
     write_private(etc_dir / "config.properties", properties_text(server_properties(
         https_port=https_port, http_port=http_port, keystore=keystore, shared_secret=shared_secret,
         etc_dir=etc_dir, plugin_dir=plugin_dir, heap_gb=heap_gb)))
-    write_private(etc_dir / "node.properties", properties_text(node_properties(data_dir)))
+    write_private(etc_dir / "node.properties", properties_text(node_properties(data_dir, s.get("TRINO_BIND_HOST", "127.0.0.1"))))
     write_private(etc_dir / "jvm.config", jvm_config((HERE / "jvm.config").read_text(), heap_gb))
     for name in ("log.properties", "rules.json"):
         write_private(etc_dir / name, (HERE / name).read_text())

@@ -26,6 +26,7 @@ from trino.exceptions import TrinoUserError
 from iceberg_catalog.config import settings
 from tests.e2e.superset_service import browser, start_superset, stop_superset
 from tests.e2e.trino_service import ROOT, free_port, start_trino, stop_trino
+from tests.listening import assert_only_loopback
 
 ASSETS = ROOT / "infra" / "superset" / "assets"
 DASHBOARD_TIMEOUT_S = 120
@@ -296,3 +297,7 @@ def test_data_docs_page_loads_every_asset_with_the_network_blocked(data_docs_sit
     assert sheets and all(s["rules"] > 0 for s in sheets), sheets
     assert any("/_assets/@fortawesome/" in u for u in loaded)
     assert results_rows >= 2 and "values must never be null" in text and "Failed" in text, text[:2000]
+
+
+def test_superset_and_the_data_docs_server_listen_on_loopback_only(superset, data_docs_server):
+    assert_only_loopback({superset.port, urlsplit(data_docs_server).port})

@@ -9,6 +9,7 @@ since the analyst may read only gold and ops) and dropped afterwards.
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import subprocess
@@ -19,9 +20,11 @@ import pytest
 import requests
 from trino.exceptions import HttpError, TrinoUserError
 
+from iceberg_catalog.config import settings
 from iceberg_catalog.maintenance import Policy, maintain
 from spark_jobs.pipeline import STAGES
 from tests.e2e.trino_service import ROOT, start_trino, stop_trino
+from tests.listening import assert_only_loopback
 
 TEST_NS = "trino_e2e"
 PROBE = "gold.zz_trino_e2e_probe"  # dropped after the module; never a pipeline table
@@ -124,6 +127,11 @@ def probe(spark):
     spark.sql(f"DROP TABLE IF EXISTS iceberg.{PROBE} PURGE")
 
 
+def test_trino_postgresql_and_the_spark_driver_listen_on_loopback_only(trino_server, spark):
+    spark_ui_port = int(spark.sparkContext.uiWebUrl.rsplit(":", 1)[1])
+    assert_only_loopback({trino_server.https_port, trino_server.http_port, spark_ui_port, int(settings()["PG_PORT"])})
+
+
 # --- authentication -------------------------------------------------------------------------------
 
 def test_correct_password_over_https_is_accepted(trino_server):
@@ -220,6 +228,52 @@ def test_nobody_reads_catalog_internals(trino_server):
         assert denied(excinfo)
         catalogs = {r[0] for r in trino_server.query("SHOW CATALOGS", user=user)}
         assert catalogs <= {"iceberg", "iceberg_maintenance"}  # no postgres connector, no system
+
+
+SECRET_EXAMPLES = '{"element_count": 10, "unexpected_count": 2, "unexpected_percent": 20.0, "partial_unexpected_list": ["u-secret-1"]}'
+GOLD_EXAMPLES = '{"element_count": 5, "unexpected_count": 1, "unexpected_percent": 20.0, "partial_unexpected_list": [7]}'
+SECRET_METRICS = ('{"hot_keys": [{"user_id": "u-secret-2", "events": 9}], "error": "ValueError: u-secret-3", '
+                  '"traceback": "File /secret/path.py", "wall_seconds": 1.5, "gate": {"passed": false}}')
+
+
+@pytest.fixture(scope="module")
+def raw_values_in_ops(spark, pipeline_run):
+    """Run records holding raw values, as a failed bronze audit and a failed enrich leave them."""
+    run = "mask_probe"
+    spark.sql(f"""INSERT INTO iceberg.ops.quality_results VALUES
+        ('{run}', 'ingest', 'bronze.interactions', NULL, NULL, 't', 'e1', 'warning', false, '{SECRET_EXAMPLES}', NULL, now()),
+        ('{run}', 'ingest', 'bronze.interactions', NULL, NULL, 't', 'e2', 'warning', false, '"u-secret-max"', NULL, now()),
+        ('{run}', 'engagement', 'gold.daily_engagement', NULL, NULL, 't', 'e3', 'warning', false, '{GOLD_EXAMPLES}',
+         NULL, now())""")
+    spark.sql(f"INSERT INTO iceberg.ops.job_runs VALUES ('{run}', 'enrich', now(), now(), 'failed', 1, 0, 0, "
+              f"'{SECRET_METRICS}')")
+    yield run
+    spark.sql(f"DELETE FROM iceberg.ops.quality_results WHERE run_id = '{run}'")
+    spark.sql(f"DELETE FROM iceberg.ops.job_runs WHERE run_id = '{run}'")
+
+
+def test_analyst_sees_counts_of_audits_of_unreadable_tables_not_their_values(trino_server, raw_values_in_ops):
+    sql = (f"SELECT expectation, observed_value FROM iceberg.ops.quality_results "
+           f"WHERE run_id = '{raw_values_in_ops}' ORDER BY expectation")
+
+    analyst = [(e, v and json.loads(v)) for e, v in trino_server.query(sql, user="analyst")]
+    etl = trino_server.query(sql, user="etl")
+
+    assert analyst == [("e1", {"element_count": 10, "unexpected_count": 2, "unexpected_percent": 20.0}),
+                       ("e2", None),
+                       ("e3", json.loads(GOLD_EXAMPLES))]  # gold: the analyst reads the table itself anyway
+    assert etl == [("e1", SECRET_EXAMPLES), ("e2", '"u-secret-max"'), ("e3", GOLD_EXAMPLES)]
+    assert trino_server.query(sql, user="bi") == trino_server.query(sql, user="analyst")
+
+
+def test_analyst_sees_run_figures_not_hot_keys_errors_or_tracebacks(trino_server, raw_values_in_ops):
+    sql = f"SELECT metrics_json FROM iceberg.ops.job_runs WHERE run_id = '{raw_values_in_ops}'"
+
+    [(analyst,)] = trino_server.query(sql, user="analyst")
+    [(etl,)] = trino_server.query(sql, user="etl")
+
+    assert json.loads(analyst) == {"wall_seconds": 1.5, "gate": {"passed": False}}
+    assert etl == SECRET_METRICS
 
 
 def test_etl_reads_everything_but_writes_nothing(trino_server, history):

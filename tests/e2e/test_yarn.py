@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from iceberg_catalog import config
+from tests.listening import assert_only_loopback
 from tests.e2e.yarn_service import (
     ROOT,
     get_json,
@@ -144,9 +145,12 @@ SLOW_APP = textwrap.dedent('''
 ''')
 
 
-def test_yarn_cli_kills_a_running_application(yarn, tmp_path):
-    """What a retried Airflow task relies on: `yarn application -kill` ends the
-    earlier attempt's application, and the RM records it KILLED."""
+def test_a_running_application_listens_on_loopback_only_and_the_yarn_cli_kills_it(yarn, tmp_path):
+    """While an application runs, YARN's daemons, the History Server and every
+    process of the application (driver, application master, executors) listen
+    on loopback only. Then what a retried Airflow task relies on: `yarn
+    application -kill` ends the earlier attempt's application, and the RM
+    records it KILLED."""
     import os
     import subprocess
 
@@ -161,6 +165,9 @@ def test_yarn_cli_kills_a_running_application(yarn, tmp_path):
     try:
         running = wait_for_state(yarn, name, {"RUNNING"})
         assert running is not None, f"{name} never reached RUNNING; see {tmp_path / 'spark-submit.log'}"
+        settings = config.settings()
+        assert_only_loopback({int(settings[k]) for k in (
+            "YARN_RM_PORT", "YARN_RM_WEBAPP_PORT", "YARN_NM_WEBAPP_PORT", "SPARK_HISTORY_PORT")})
 
         killed = yarn_cli(yarn, "application", "-kill", running["id"])
 
