@@ -10,19 +10,19 @@ touched inside ``StageOperator.execute``, on a worker.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shlex
 import shutil
-import signal
 import sys
-import time
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psutil
 from airflow.providers.apache.spark.hooks.spark_submit import _mask_sensitive_values
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import Asset, BaseOperatorLink, Param
@@ -119,53 +119,26 @@ def copy_pastable(cmd: list[str]) -> str:
 
 # --- stopping an earlier attempt (a retry must not leave two copies running) ---
 
-def local_submit_pids(app_name: str, proc: Path = Path("/proc")) -> list[int]:
+def local_submit_processes(app_name: str) -> list[psutil.Process]:
     """spark-submit processes (any user we can see) launched with `--name app_name`."""
-    pids = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        args = [a.decode(errors="replace") for a in argv]
-        if any(a == "--name" and b == app_name for a, b in zip(args, args[1:])):
-            pids.append(int(entry.name))
-    return pids
-
-
-def descendants(pid: int, proc: Path = Path("/proc")) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in proc.iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        args = process.info["cmdline"] or []
+        if process.pid != os.getpid() and any(a == "--name" and b == app_name for a, b in zip(args, args[1:])):
+            found.append(process)
     return found
 
 
-def terminate(pids: list[int], grace_seconds: float = 10) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-        time.sleep(0.5)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def terminate(processes: list[psutil.Process], grace_seconds: float = 10) -> None:
+    """SIGTERM, then SIGKILL for whatever outlives the grace period."""
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=grace_seconds)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=grace_seconds)
 
 
 def live_yarn_apps(rm_url: str, tag: str) -> list[str]:
@@ -329,7 +302,8 @@ class StageOperator(SparkSubmitOperator):
             kill_yarn_app(rm_url, app_id)
 
     def _kill_earlier_local_attempts(self, app_name: str) -> None:
-        for pid in local_submit_pids(app_name):
-            tree = [pid, *descendants(pid)]
-            self.log.warning("Stopping spark-submit pid %s (and %s) of an earlier attempt", pid, tree[1:])
-            terminate(tree)
+        for process in local_submit_processes(app_name):
+            children = process.children(recursive=True)
+            self.log.warning("Stopping spark-submit pid %s (and %s) of an earlier attempt", process.pid,
+                             [c.pid for c in children])
+            terminate([process, *children])

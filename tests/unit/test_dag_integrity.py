@@ -285,21 +285,25 @@ def test_logged_command_is_shell_quoted():
 
 def test_earlier_local_attempt_is_found_and_stopped():
     """A stand-in for a lingering spark-submit (same --name) with a child process."""
+    import psutil
+
     name = f"goodnote_pipeline.ingest.test__{os.getpid()}"
     code = "import subprocess, time; subprocess.Popen(['sleep', '300']); time.sleep(300)"
     lingering = subprocess.Popen([sys.executable, "-c", code, "--name", name])
     try:
         deadline = time.monotonic() + 10
-        while not P.descendants(lingering.pid) and time.monotonic() < deadline:
+        while not psutil.Process(lingering.pid).children() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert P.local_submit_pids(name) == [lingering.pid]
-        child = P.descendants(lingering.pid)
-        assert len(child) == 1
-        P.terminate([lingering.pid, *child], grace_seconds=5)
+        [found] = P.local_submit_processes(name)
+        assert found.pid == lingering.pid
+        [child] = found.children(recursive=True)
+        assert child.cmdline() == ["sleep", "300"]
+
+        P.terminate([found, child], grace_seconds=5)
+
         assert lingering.wait(timeout=5) is not None
-        time.sleep(0.2)
-        assert not Path(f"/proc/{child[0]}").exists() or "Z" in Path(f"/proc/{child[0]}/stat").read_text().split()[2]
-        assert P.local_submit_pids(name) == []
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+        assert P.local_submit_processes(name) == []
     finally:
         if lingering.poll() is None:
             lingering.kill()
