@@ -156,8 +156,13 @@ start() {
     if pid_alive "$svc"; then log "airflow $svc already running"; continue; fi
     # setsid: each service leads its own process group, so stop ends its workers too.
     # The UI's passwords stay out of the services, and so out of every task's environment.
+    # The scheduler's log server would listen on every interface (Airflow 3.3
+    # binds it to all of them, with no setting); the api-server reads task logs
+    # from the log folder every service shares here, so it is not started.
+    local args=()
+    [ "$svc" = scheduler ] && args=(--skip-serve-logs)
     setsid nohup env -u AIRFLOW_ADMIN_PASSWORD -u AIRFLOW_OPERATOR_PASSWORD -u AIRFLOW_VIEWER_PASSWORD \
-      "$AIRFLOW_BIN" "$svc" >"$LOG_DIR/$svc.out" 2>&1 < /dev/null &
+      "$AIRFLOW_BIN" "$svc" "${args[@]}" >"$LOG_DIR/$svc.out" 2>&1 < /dev/null &
     echo $! > "$RUN_DIR/$svc.pid"
   done
   local deadline=$((SECONDS + 240))

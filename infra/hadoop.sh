@@ -182,6 +182,10 @@ configure() {  # renders the configuration for the settings exported before
   render "$HADOOP_SRC/spark-defaults.conf.in" "$SPARK_CONF_DIR/spark-defaults.conf" \
     "PYSPARK_HOME ICEBERG_SPARK_JARS SPARK_YARN_STAGING_DIR VENV_PYTHON SPARK_EVENT_LOG_DIR SPARK_HISTORY_HOST SPARK_HISTORY_PORT SPARK_CONF_DIR"
   render "$HADOOP_SRC/spark-env.sh.in" "$SPARK_CONF_DIR/spark-env.sh" "LOCAL_HADOOP_CONF_DIR SPARK_CONF_DIR SPARK_DRIVER_BIND_HOST"
+  if [ -n "$SPARK_DRIVER_BIND_HOST" ]; then  # the containers of a single node listen there too
+    printf '%s\n' "spark.yarn.appMasterEnv.SPARK_LOCAL_IP $SPARK_DRIVER_BIND_HOST" \
+      "spark.executorEnv.SPARK_LOCAL_IP $SPARK_DRIVER_BIND_HOST" >> "$SPARK_CONF_DIR/spark-defaults.conf"
+  fi
   # `yarn application -list|-kill ID`, for people and for Airflow's
   # SparkSubmitHook, which kills a task's YARN application with that command.
   cat > "$HADOOP_STATE/bin/yarn" <<SH

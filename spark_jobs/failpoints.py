@@ -4,9 +4,7 @@
 ``PIPELINE_FAILPOINT=<name>[@<seconds>]`` in the environment of a run makes it
 print ``FAILPOINT <name> reached`` when it gets to that point, then wait
 ``seconds`` (default: an hour, i.e. until it is killed), or until the process
-gets SIGUSR1, and go on. Unset, a failpoint costs one environment lookup.
-``PIPELINE_FAILPOINT_HOLD_MB=<n>`` makes the paused process hold n MiB of
-memory meanwhile: a task over its container's limit, for YARN to kill. The
+gets SIGUSR1, and go on. Unset, a failpoint costs one environment lookup. The
 points:
 
     written              every table of the stage written to its branch, before the audit
@@ -23,7 +21,6 @@ import threading
 import time
 
 VARIABLE = "PIPELINE_FAILPOINT"
-HOLD_VARIABLE = "PIPELINE_FAILPOINT_HOLD_MB"
 _fired: set[str] = set()
 
 
@@ -33,9 +30,9 @@ def active(name: str) -> bool:
 
 
 def settings() -> dict[str, str]:
-    """This process's failpoint variables, for code that runs where the
-    environment lacks them (a Spark task on a YARN container)."""
-    return {key: os.environ[key] for key in (VARIABLE, HOLD_VARIABLE) if key in os.environ}
+    """This process's failpoint variable, for code that runs where the
+    environment lacks it (a Spark task on a YARN container)."""
+    return {VARIABLE: os.environ[VARIABLE]} if VARIABLE in os.environ else {}
 
 
 def reached(name: str, env: dict[str, str] | None = None) -> None:
@@ -48,8 +45,7 @@ def reached(name: str, env: dict[str, str] | None = None) -> None:
         return
     _fired.add(name)
     wait = float(seconds) if seconds else 3600
-    held = b"\1" * (int(env.get(HOLD_VARIABLE, "0")) << 20)  # written, so resident
-    message = f"FAILPOINT {name} reached (pid {os.getpid()}, holding {len(held) >> 20} MiB)"
+    message = f"FAILPOINT {name} reached (pid {os.getpid()})"
     if threading.current_thread() is not threading.main_thread():  # a Spark task's thread: no signal
         print(message, file=sys.stderr, flush=True)
         time.sleep(wait)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_service import DAG_ID, platform_settings  # noqa: E402
 
 from spark_jobs.pipeline import STAGES  # noqa: E402
+from tests.listening import assert_only_loopback  # noqa: E402
 
 ROLES = {"admin": "Admin", "operator": "User", "viewer": "Viewer"}
 PASSWORD_KEYS = {"admin": "AIRFLOW_ADMIN_PASSWORD", "operator": "AIRFLOW_OPERATOR_PASSWORD",
@@ -343,9 +344,8 @@ def test_a_password_changed_in_the_settings_replaces_the_old_one_at_start(airflo
 
 # --- where Airflow listens ------------------------------------------------------------------------------
 
-def test_the_api_server_and_the_schedulers_health_server_listen_on_loopback_only(airflow, tokens):
+def test_every_airflow_service_listens_on_loopback_only(airflow, tokens):
+    """The api-server, the scheduler's health server, and no log server on every interface."""
     resp = requests.get(f"http://127.0.0.1:{airflow.health_port}/health", timeout=30)
     assert resp.status_code == 200
-    listeners = {(conn.laddr.ip, conn.laddr.port) for conn in psutil.net_connections(kind="tcp")
-                 if conn.status == psutil.CONN_LISTEN and conn.laddr.port in (airflow.port, airflow.health_port)}
-    assert listeners == {("127.0.0.1", airflow.port), ("127.0.0.1", airflow.health_port)}
+    assert_only_loopback({airflow.port, airflow.health_port})

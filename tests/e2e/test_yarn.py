@@ -145,6 +145,23 @@ SLOW_APP = textwrap.dedent('''
 ''')
 
 
+def wait_for_executors(count: int, timeout: float = 180) -> bool:
+    """Whether ``count`` executor JVMs run in YARN containers within ``timeout`` s,
+    each for a few seconds already (long enough to have opened its ports)."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        executors = [p for p in psutil.process_iter(["cmdline", "create_time"])
+                     if "org.apache.spark.executor.YarnCoarseGrainedExecutorBackend" in (p.info["cmdline"] or [])]
+        if len(executors) >= count and all(time.time() - p.info["create_time"] > 10 for p in executors):
+            return True
+        time.sleep(2)
+    return False
+
+
 def test_a_running_application_listens_on_loopback_only_and_the_yarn_cli_kills_it(yarn, tmp_path):
     """While an application runs, YARN's daemons, the History Server and every
     process of the application (driver, application master, executors) listen
@@ -165,6 +182,7 @@ def test_a_running_application_listens_on_loopback_only_and_the_yarn_cli_kills_i
     try:
         running = wait_for_state(yarn, name, {"RUNNING"})
         assert running is not None, f"{name} never reached RUNNING; see {tmp_path / 'spark-submit.log'}"
+        assert wait_for_executors(2), "the application's two executors never started"
         settings = config.settings()
         assert_only_loopback({int(settings[k]) for k in (
             "YARN_RM_PORT", "YARN_RM_WEBAPP_PORT", "YARN_NM_WEBAPP_PORT", "SPARK_HISTORY_PORT")})
