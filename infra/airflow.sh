@@ -111,6 +111,8 @@ ENV
 
 load_env() {
   [ -f "$SECRETS_FILE" ] || install
+  # The plaintext password file of SimpleAuthManager, which earlier setups used.
+  rm -f "$AIRFLOW_HOME/simple_auth_manager_passwords.json"
   write_env_file  # cheap; picks up a changed port or Spark master
   set -a; . "$AIRFLOW_HOME/airflow.env"; set +a
   # spark-submit and python3 of the venv are the ones the tasks must run.
@@ -149,8 +151,6 @@ start() {
   "$AIRFLOW_BIN" db migrate >"$LOG_DIR/db-migrate.log" 2>&1 || { tail -20 "$LOG_DIR/db-migrate.log"; die "airflow db migrate failed"; }
   "$PLATFORM_HOME/.venv/bin/python" "$PLATFORM_HOME/infra/airflow/users.py" >"$LOG_DIR/users.log" 2>&1 ||
     { tail -20 "$LOG_DIR/users.log"; die "creating the Airflow users failed"; }
-  # The plaintext password file of SimpleAuthManager, which earlier setups used.
-  rm -f "$AIRFLOW_HOME/simple_auth_manager_passwords.json"
   local svc
   for svc in "${SERVICES[@]}"; do
     if pid_alive "$svc"; then log "airflow $svc already running"; continue; fi
