@@ -31,14 +31,17 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   "$PLATFORM_HOME/.venv/bin/pip" install -q -r "$PLATFORM_HOME/requirements.txt"
   echo "$want" > "$stamp"
 fi
-# Every Spark this venv starts (pyspark's SparkSession, its spark-submit) sources
-# $SPARK_HOME/conf/spark-env.sh: the driver, its UI included, listens on
-# loopback unless SPARK_LOCAL_IP says otherwise. (The YARN profile's
-# SPARK_CONF_DIR has its own spark-env.sh with the same line.)
-pyspark_conf="$("$PLATFORM_HOME/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/conf"
-mkdir -p "$pyspark_conf"
-printf '%s\n' "# Written by infra/bootstrap.sh." 'export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"' \
-  > "$pyspark_conf/spark-env.sh"
+# Every Spark this venv starts (pyspark's SparkSession, its spark-submit) runs
+# pyspark's bin/load-spark-env.sh: there a driver of pyspark's own conf/, its
+# UI included, gets loopback unless SPARK_LOCAL_IP says otherwise. A
+# SPARK_CONF_DIR of its own (the YARN profile's) decides in its spark-env.sh.
+# Not in conf/spark-env.sh: conf/ is on the driver's class path and must stay
+# empty for the class archive (JDK 17 maps none with a non-empty directory).
+pyspark_home="$("$PLATFORM_HOME/.venv/bin/python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')"
+rm -f "$pyspark_home/conf/spark-env.sh"  # an earlier bootstrap's
+loopback_line='[ "$SPARK_CONF_DIR" != "$SPARK_HOME/conf" ] || export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"  # infra/bootstrap.sh'
+grep -qxF "$loopback_line" "$pyspark_home/bin/load-spark-env.sh" ||
+  printf '%s\n' "$loopback_line" >> "$pyspark_home/bin/load-spark-env.sh"
 
 # Jars Spark puts on spark.jars: the Iceberg runtime for our Spark minor and
 # the JDBC driver of the catalog database.
