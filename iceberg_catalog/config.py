@@ -47,8 +47,9 @@ def settings() -> dict[str, str]:
             if line and not line.startswith("#") and "=" in line:
                 key, _, value = line.partition("=")
                 values[key] = value
-    values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("PG_", "ICEBERG_"))})
-    missing = [k for k in ("PG_HOST", "PG_PORT", "PG_USER", "PG_PASSWORD", "ICEBERG_CATALOG_DB", "ICEBERG_WAREHOUSE") if k not in values]
+    values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("PG_", "ICEBERG_", "TRINO_"))})
+    required = ("PG_HOST", "PG_PORT", "PG_CATALOG_USER", "PG_CATALOG_PASSWORD", "ICEBERG_CATALOG_DB", "ICEBERG_WAREHOUSE")
+    missing = [k for k in required if k not in values]
     if missing:
         raise PlatformNotConfigured(
             f"missing settings {missing}: run `make bootstrap` (writes {PLATFORM_ENV_FILE}) or export them"
@@ -107,8 +108,8 @@ def spark_conf(s: dict[str, str] | None = None) -> dict[str, str]:
         prefix: "org.apache.iceberg.spark.SparkCatalog",
         f"{prefix}.catalog-impl": "org.apache.iceberg.jdbc.JdbcCatalog",
         f"{prefix}.uri": jdbc_url(s),
-        f"{prefix}.jdbc.user": s["PG_USER"],
-        f"{prefix}.jdbc.password": s["PG_PASSWORD"],
+        f"{prefix}.jdbc.user": s["PG_CATALOG_USER"],
+        f"{prefix}.jdbc.password": s["PG_CATALOG_PASSWORD"],
         # V1 is the schema PyIceberg and Trino also read; it adds view support.
         f"{prefix}.jdbc.schema-version": "V1",
         f"{prefix}.warehouse": warehouse_uri(s),
@@ -128,7 +129,7 @@ def pyiceberg_properties(s: dict[str, str] | None = None) -> dict[str, str]:
     s = s or settings()
     return {
         "type": "sql",
-        "uri": f"postgresql+psycopg2://{s['PG_USER']}:{s['PG_PASSWORD']}@{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}",
+        "uri": f"postgresql+psycopg2://{s['PG_CATALOG_USER']}:{s['PG_CATALOG_PASSWORD']}@{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}",
         "warehouse": warehouse_uri(s),
         # A pooled connection may have died with a PostgreSQL restart.
         "pool_pre_ping": "true",
@@ -150,8 +151,9 @@ def trino_catalog_properties(s: dict[str, str] | None = None) -> dict[str, str]:
         "iceberg.jdbc-catalog.catalog-name": CATALOG_NAME,
         "iceberg.jdbc-catalog.driver-class": "org.postgresql.Driver",
         "iceberg.jdbc-catalog.connection-url": jdbc_url(s),
-        "iceberg.jdbc-catalog.connection-user": s["PG_USER"],
-        "iceberg.jdbc-catalog.connection-password": s["PG_PASSWORD"],
+        # Trino's own role: reads the catalog, updates table pointers (maintenance).
+        "iceberg.jdbc-catalog.connection-user": s["PG_TRINO_USER"],
+        "iceberg.jdbc-catalog.connection-password": s["PG_TRINO_PASSWORD"],
         "iceberg.jdbc-catalog.default-warehouse-dir": warehouse_uri(s),
         # Same catalog table layout Spark and PyIceberg use (see spark_conf).
         "iceberg.jdbc-catalog.schema-version": "V1",
@@ -163,4 +165,6 @@ def trino_catalog_properties(s: dict[str, str] | None = None) -> dict[str, str]:
         # artifact does not ship.)
         props["fs.native-local.enabled"] = "true"
         props["local.location"] = "/"
+    else:  # HDFS (docker-compose): the trino image ships the Hadoop file system
+        props["fs.hadoop.enabled"] = "true"
     return props

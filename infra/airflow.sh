@@ -86,7 +86,7 @@ AIRFLOW__CORE__EXECUTOR=LocalExecutor
 AIRFLOW__CORE__PARALLELISM=4
 AIRFLOW__CORE__AUTH_MANAGER=airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager
 AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$AIRFLOW_PORT/execution/
-AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$PG_USER:$PG_PASSWORD@$PG_HOST:$PG_PORT/$AIRFLOW_DB
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://$PG_AIRFLOW_USER:$PG_AIRFLOW_PASSWORD@$PG_HOST:$PG_PORT/$AIRFLOW_DB
 AIRFLOW__API__HOST=127.0.0.1
 AIRFLOW__API__PORT=$AIRFLOW_PORT
 AIRFLOW__API__BASE_URL=http://127.0.0.1:$AIRFLOW_PORT
@@ -119,12 +119,6 @@ load_env() {
   export PATH="$PLATFORM_HOME/.venv/bin:$PATH"
 }
 
-ensure_database() {
-  PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
-    "SELECT 1 FROM pg_database WHERE datname='$AIRFLOW_DB'" | grep -q 1 ||
-    PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $AIRFLOW_DB"
-}
-
 pid_alive() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
 
 health() {
@@ -142,7 +136,7 @@ start() {
   local t0=$SECONDS
   bash "$PLATFORM_HOME/infra/postgres.sh" start
   load_env
-  ensure_database
+  bash "$PLATFORM_HOME/infra/postgres.sh" database "$AIRFLOW_DB" airflow
   if [ "$PIPELINE_SPARK_MASTER" = yarn ]; then
     curl -fsS "$YARN_RM_URL/ws/v1/cluster/info" >/dev/null || die "PIPELINE_SPARK_MASTER=yarn but no ResourceManager at $YARN_RM_URL: run infra/hadoop.sh start"
   fi

@@ -71,6 +71,16 @@ ENV
   platform_env_default SUPERSET_ADMIN_PASSWORD gen_secret
   platform_env_default AIRFLOW_OPERATOR_PASSWORD gen_secret
   platform_env_default AIRFLOW_VIEWER_PASSWORD gen_secret
+  # PostgreSQL roles, one per client (infra/postgres.sh creates them); PG_USER
+  # is the bootstrap superuser, used only to create roles and databases.
+  platform_env_default PG_CATALOG_USER echo iceberg
+  platform_env_default PG_CATALOG_PASSWORD gen_secret
+  platform_env_default PG_TRINO_USER echo trino
+  platform_env_default PG_TRINO_PASSWORD gen_secret
+  platform_env_default PG_AIRFLOW_USER echo airflow
+  platform_env_default PG_AIRFLOW_PASSWORD gen_secret
+  platform_env_default PG_SUPERSET_USER echo superset
+  platform_env_default PG_SUPERSET_PASSWORD gen_secret
   # A variable the caller already exported wins over the generated file (tests
   # point ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE at their own catalog).
   local line key

@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
-# start|stop|status of the project's own PostgreSQL server: a data dir under
-# .local/pg, listening on 127.0.0.1:$PG_PORT, holding the Iceberg catalog
-# database and Airflow's metadata database.
+# The project's own PostgreSQL server: a data dir under .local/pg, listening
+# on 127.0.0.1:$PG_PORT, holding the Iceberg catalog database and the metadata
+# databases of Airflow and Superset.
+#
+# Each client has its own login role, none of them superuser (names and
+# passwords in platform.env): PG_CATALOG_USER owns the catalog databases
+# (Spark, PyIceberg); PG_TRINO_USER reads them and may update table pointers
+# (the maintenance DAG's commits through Trino), nothing else; PG_AIRFLOW_USER
+# and PG_SUPERSET_USER own their metadata database. Only its owner (and Trino,
+# for a catalog) may connect to a database. PG_USER, the bootstrap superuser,
+# only creates roles and databases.
+#
+#   start | stop | status
+#   database NAME catalog|airflow|superset [--fresh]   create (or recreate) and grant
+#   drop-database NAME
 . "$(dirname "$0")/lib.sh"
 ensure_platform_env
 
@@ -33,11 +45,39 @@ start() {
       -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=200" start >/dev/null
     log "postgres started on 127.0.0.1:$PG_PORT"
   fi
-  for db in "$ICEBERG_CATALOG_DB" "$AIRFLOW_DB"; do
-    PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
-      "SELECT 1 FROM pg_database WHERE datname='$db'" | grep -q 1 ||
-      PGPASSWORD="$PG_PASSWORD" psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d postgres -qc "CREATE DATABASE $db"
+  for role in "$PG_CATALOG_USER:$PG_CATALOG_PASSWORD" "$PG_TRINO_USER:$PG_TRINO_PASSWORD" \
+              "$PG_AIRFLOW_USER:$PG_AIRFLOW_PASSWORD" "$PG_SUPERSET_USER:$PG_SUPERSET_PASSWORD"; do
+    ensure_role "${role%%:*}" "${role#*:}"
   done
+  database "$ICEBERG_CATALOG_DB" catalog
+  database "$AIRFLOW_DB" airflow
+}
+
+psql_admin() {
+  PGPASSWORD="$PG_PASSWORD" PGOPTIONS="-c client_min_messages=warning" \
+    psql -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -v ON_ERROR_STOP=1 -qtA "$@" >/dev/null
+}
+
+ensure_role() {  # ensure_role NAME PASSWORD
+  psql_admin -d postgres -v name="$1" -v password="$2" -f "$PLATFORM_HOME/infra/postgres/role.sql"
+}
+
+database() {
+  local name="$1" kind="$2" owner reader=""
+  case "$kind" in
+    catalog) owner="$PG_CATALOG_USER" reader="$PG_TRINO_USER" ;;
+    airflow) owner="$PG_AIRFLOW_USER" ;;
+    superset) owner="$PG_SUPERSET_USER" ;;
+    *) die "usage: $0 database NAME catalog|airflow|superset [--fresh]" ;;
+  esac
+  if [ "${3:-}" = --fresh ]; then drop_database "$name"; fi
+  psql_admin -d postgres -v name="$name" -v owner="$owner" -v reader="$reader" -f "$PLATFORM_HOME/infra/postgres/database.sql"
+}
+
+drop_database() {
+  psql_admin -d postgres -v name="$1" <<'SQL'
+SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'name') \gexec
+SQL
 }
 
 stop() {
@@ -51,5 +91,7 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) as_pg "$PGBIN/pg_ctl" -D "$PGDATA" status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  database) shift; database "$@" ;;
+  drop-database) drop_database "$2" ;;
+  *) die "usage: $0 start|stop|status|database NAME KIND [--fresh]|drop-database NAME" ;;
 esac

@@ -27,8 +27,7 @@ unset SPARK_CONF_DIR
 export ICEBERG_CATALOG_DB=iceberg_class_archive ICEBERG_WAREHOUSE="$work/warehouse" LANDING_DIR="$work/landing" \
   DATA_DOCS_DIR="$work/data_docs" GX_RESULTS_DIR="$work/gx" SPARK_EVENT_LOG_DIR="file:$work/events"
 drop_catalog() {
-  PGPASSWORD="$PG_PASSWORD" psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -qc \
-    "DROP DATABASE IF EXISTS $ICEBERG_CATALOG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  bash infra/postgres.sh drop-database "$ICEBERG_CATALOG_DB" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap drop_catalog EXIT

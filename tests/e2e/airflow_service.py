@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from iceberg_catalog import config  # noqa: E402
+from tests.databases import drop_database, fresh_database, query  # noqa: E402
 
 DAG_ID = "goodnote_pipeline"
 # The event dates of the shared landing data: one run per date, and each
@@ -31,24 +32,6 @@ DATES = ["2023-07-01", "2023-07-02"]
 
 def platform_settings() -> dict[str, str]:
     return config.settings()
-
-
-def psql(sql: str, database: str = "postgres") -> str:
-    s = platform_settings()
-    out = subprocess.run(
-        ["psql", "-h", s["PG_HOST"], "-p", s["PG_PORT"], "-U", s["PG_USER"], "-d", database, "-tAc", sql],
-        env={**os.environ, "PGPASSWORD": s["PG_PASSWORD"]}, check=True, capture_output=True, text=True,
-    )
-    return out.stdout.strip()
-
-
-def recreate_database(name: str) -> None:
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    psql(f"CREATE DATABASE {name}")
-
-
-def drop_database(name: str) -> None:
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @dataclass
@@ -86,8 +69,8 @@ class AirflowEnv:
         }
 
     def create(self) -> "AirflowEnv":
-        recreate_database(self.airflow_db)
-        recreate_database(self.catalog_db)
+        fresh_database(self.airflow_db, "airflow")
+        fresh_database(self.catalog_db)
         self.warehouse.mkdir(parents=True, exist_ok=True)
         self.script("install")
         self.cli("db", "migrate")
@@ -158,9 +141,8 @@ class AirflowEnv:
 
     def asset_events(self, run_id: str) -> list[tuple[str, str]]:
         """(asset name, task) of every asset event the run's tasks emitted, from Airflow's metadata DB."""
-        rows = psql(f"""SELECT a.name, e.source_task_id FROM asset_event e JOIN asset a ON a.id = e.asset_id
-                        WHERE e.source_run_id = '{run_id}' ORDER BY 1""", database=self.airflow_db)
-        return [tuple(line.split("|")) for line in rows.splitlines() if line]
+        return query(self.airflow_db, f"""SELECT a.name, e.source_task_id FROM asset_event e JOIN asset a ON a.id = e.asset_id
+                                          WHERE e.source_run_id = '{run_id}' ORDER BY 1""", role="PG_AIRFLOW")
 
     # --- reading the published (main) tables of this environment's catalog ---
 

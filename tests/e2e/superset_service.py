@@ -20,6 +20,7 @@ from pathlib import Path
 import requests
 
 from iceberg_catalog.config import settings
+from tests.databases import drop_database
 from tests.e2e.trino_service import ROOT, TrinoService, free_port
 
 SUPERSET_SH = ROOT / "infra" / "superset.sh"
@@ -29,12 +30,6 @@ CHROMIUM = "/usr/bin/chromium"
 # Chromium as root in a container: no sandbox; and nothing that phones home.
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-def psql(sql: str) -> None:
-    s = settings()
-    subprocess.run(["psql", "-h", s["PG_HOST"], "-p", s["PG_PORT"], "-U", s["PG_USER"], "-d", "postgres", "-qc", sql],
-                   env={**os.environ, "PGPASSWORD": s["PG_PASSWORD"]}, check=True, capture_output=True, text=True)
 
 
 @dataclass
@@ -70,7 +65,7 @@ def start_superset(trino: TrinoService, home: Path = TEST_SUPERSET_HOME) -> Supe
     service = SupersetService(home, free_port(), TEST_SUPERSET_DB, trino)
     service.script("stop", check=False)
     shutil.rmtree(home, ignore_errors=True)
-    psql(f"DROP DATABASE IF EXISTS {TEST_SUPERSET_DB} WITH (FORCE)")
+    drop_database(TEST_SUPERSET_DB)
     out = service.script("start", check=False)
     if out.returncode != 0:
         raise RuntimeError(f"infra/superset.sh start failed:\n{out.stdout[-3000:]}\n{out.stderr[-5000:]}")

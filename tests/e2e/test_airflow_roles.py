@@ -28,7 +28,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
-import psycopg2
 import pytest
 import requests
 from werkzeug.security import check_password_hash
@@ -37,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_service import DAG_ID, platform_settings  # noqa: E402
 
 from spark_jobs.pipeline import STAGES  # noqa: E402
+from tests.databases import query  # noqa: E402
 from tests.listening import assert_only_loopback  # noqa: E402
 
 ROLES = {"admin": "Admin", "operator": "User", "viewer": "Viewer"}
@@ -286,15 +286,7 @@ def test_admin_reads_connections(api, probe_connection):
 # --- where the passwords are -------------------------------------------------------------------------
 
 def stored_hashes(airflow) -> dict[str, str]:
-    s = platform_settings()
-    conn = psycopg2.connect(host=s["PG_HOST"], port=s["PG_PORT"], user=s["PG_USER"], password=s["PG_PASSWORD"],
-                            dbname=airflow.airflow_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT username, password FROM ab_user")
-            return dict(cur.fetchall())
-    finally:
-        conn.close()
+    return dict(query(airflow.airflow_db, "SELECT username, password FROM ab_user", role="PG_AIRFLOW"))
 
 
 def test_the_metadata_db_holds_password_hashes_not_passwords(airflow, tokens):

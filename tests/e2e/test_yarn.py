@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from iceberg_catalog import config
+from tests.databases import drop_database, fresh_database
 from tests.listening import assert_only_loopback
 from tests.e2e.yarn_service import (
     ROOT,
@@ -36,16 +37,6 @@ def yarn(platform):
         yield cluster
 
 
-def _admin_connection():
-    import psycopg2
-
-    s = config.settings()
-    conn = psycopg2.connect(host=s["PG_HOST"], port=s["PG_PORT"], user=s["PG_USER"],
-                            password=s["PG_PASSWORD"], dbname="postgres")
-    conn.autocommit = True
-    return conn
-
-
 @pytest.fixture
 def isolated_catalog(platform, tmp_path):
     """make(name) -> env overrides pointing the Iceberg catalog at a fresh
@@ -54,21 +45,15 @@ def isolated_catalog(platform, tmp_path):
 
     def make(name: str) -> dict[str, str]:
         db = f"yarn_e2e_{name}_{uuid.uuid4().hex[:8]}"
-        conn = _admin_connection()  # not `with conn`: psycopg2 would open a transaction
-        with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {db}")
-        conn.close()
+        fresh_database(db)
         made.append(db)
         warehouse = tmp_path / f"warehouse_{name}"
         warehouse.mkdir()
         return {"ICEBERG_CATALOG_DB": db, "ICEBERG_WAREHOUSE": str(warehouse)}
 
     yield make
-    conn = _admin_connection()
-    with conn.cursor() as cur:
-        for db in made:
-            cur.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-    conn.close()
+    for db in made:
+        drop_database(db)
 
 
 def pyiceberg_catalog(overrides: dict[str, str]):

@@ -25,6 +25,7 @@ import pytest
 
 from spark_jobs.stage import GATE_BLOCKED_EXIT
 from tests.conftest import generate_landing
+from tests.databases import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ("bronze.interactions", "bronze.user_metadata", "bronze.rejected_rows")
@@ -32,20 +33,11 @@ RUN_A, RUN_B = ("faults_a", ["--start-date", "2023-07-01"]), ("faults_b", ["--st
                                                                          "--end-date", "2023-07-03"])
 
 
-def psql(sql: str) -> None:
-    from iceberg_catalog import config
-
-    s = config.settings()
-    subprocess.run(["psql", "-h", s["PG_HOST"], "-p", s["PG_PORT"], "-U", s["PG_USER"], "-d", "postgres", "-qc", sql],
-                   env={**os.environ, "PGPASSWORD": s["PG_PASSWORD"]}, check=True, capture_output=True)
-
-
 class Catalog:
     """One isolated catalog and the stage processes that write it."""
 
     def __init__(self, name: str, tmp: Path, landing: Path):
-        psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        psql(f"CREATE DATABASE {name}")
+        fresh_database(name)
         (tmp / "warehouse").mkdir(parents=True)
         self.landing = landing
         self.env = {**os.environ, "ICEBERG_CATALOG_DB": name, "ICEBERG_WAREHOUSE": str(tmp / "warehouse"),

@@ -37,18 +37,9 @@ def branch_of(run_id: str) -> str:
 def new_catalog(tmp: Path, name: str) -> dict:
     """The environment of every subprocess of one catalog: its database, warehouse and Data Docs folder."""
     sys.path.insert(0, str(ROOT))
-    import psycopg2
+    from tests.databases import fresh_database
 
-    from iceberg_catalog import config
-
-    settings = config.settings()
-    conn = psycopg2.connect(host=settings["PG_HOST"], port=settings["PG_PORT"], user=settings["PG_USER"],
-                            password=settings["PG_PASSWORD"], dbname="postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        cur.execute(f"CREATE DATABASE {name}")
-    conn.close()
+    fresh_database(name)
     (tmp / "warehouse").mkdir(parents=True)
     return {
         **os.environ,

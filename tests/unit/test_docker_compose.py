@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -128,8 +130,9 @@ def test_every_variable_is_required_not_defaulted(compose_text):
     loose = [v for v in VARIABLE.findall(unescaped) if not re.fullmatch(r"[A-Z][A-Z0-9_]*:\?.+", v)]
     assert loose == []
     assert {v.split(":")[0] for v in VARIABLE.findall(unescaped)} == {
-        "PG_USER", "PG_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
-        "AIRFLOW_OPERATOR_PASSWORD", "AIRFLOW_VIEWER_PASSWORD"}
+        "PG_USER", "PG_PASSWORD", "PG_CATALOG_PASSWORD", "PG_TRINO_PASSWORD", "PG_AIRFLOW_PASSWORD",
+        "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD",
+        "AIRFLOW_VIEWER_PASSWORD", "TRINO_ANALYST_PASSWORD", "TRINO_ETL_PASSWORD", "TRINO_BI_PASSWORD"}
 
 
 def test_images_are_pinned_and_builds_exist(services):
@@ -160,3 +163,71 @@ def test_two_nodemanagers_register_under_distinct_hosts(services):
     hosts = [services[n]["environment"]["YARN_NM_HOST"] for n in ("nodemanager-1", "nodemanager-2")]
     assert hosts == ["nodemanager-1", "nodemanager-2"]
     assert [services[n]["hostname"] for n in ("nodemanager-1", "nodemanager-2")] == hosts
+
+
+# --- the same posture as the local platform --------------------------------------------------------
+
+def published(service: dict) -> list[str]:
+    return [str(p) for p in service.get("ports", [])]
+
+
+def test_ports_are_published_on_the_hosts_loopback_only(services):
+    ports = {name: published(service) for name, service in services.items() if published(service)}
+    assert {name: [p for p in ps if not p.startswith("127.0.0.1:")] for name, ps in ports.items()} == {
+        name: [] for name in ports}
+    # PostgreSQL and the YARN/HDFS daemons' RPC ports stay on the compose network.
+    assert "postgres" not in ports
+    assert ports["trino"] == ["127.0.0.1:8443:8443"], "Trino only over HTTPS"
+
+
+def test_the_superuser_only_creates_roles_and_databases(services):
+    users = sorted(name for name, service in services.items()
+                   if any("PG_USER" in str(v) or "PG_PASSWORD}" in str(v) for v in service.get("environment", {}).values()))
+    assert users == ["postgres", "postgres-init"]
+    script = services["postgres-init"]["command"][0]
+    roles = re.findall(r"-v name=(\w+) -v password=\S+ -f /sql/role.sql", script)
+    databases = re.findall(r"-v name=(\w+) -v owner=(\w+) -v reader=(\w*) -f /sql/database.sql", script)
+    assert roles == ["iceberg", "trino", "airflow"]
+    assert databases == [("iceberg_catalog", "iceberg", "trino"), ("airflow", "airflow", "")]
+    for sql in ("role.sql", "database.sql"):
+        assert (ROOT / "infra" / "postgres" / sql).is_file()
+    # The clients connect as those roles.
+    platform_env = services["airflow-scheduler"]["environment"]
+    assert platform_env["PG_CATALOG_USER"] == "iceberg"
+    assert platform_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
+    assert services["trino-init"]["environment"]["PG_TRINO_USER"] == "trino"
+
+
+def test_trino_is_configured_as_the_local_one(services, tmp_path, monkeypatch):
+    """trino-init renders Trino's etc/ with the local renderer from its own environment alone."""
+    sys.path.insert(0, str(ROOT))
+    from iceberg_catalog import config
+    from infra.trino import render_etc
+
+    assert services["trino-init"]["command"] == ["bash", "infra/trino/compose-init.sh"]
+    assert (ROOT / "infra/trino/compose-init.sh").is_file()
+    assert "trino-etc:/etc/trino" in services["trino"]["volumes"]
+    monkeypatch.setattr(config, "PLATFORM_ENV_FILE", tmp_path / "absent.env")  # only the container's environment
+    for key in [k for k in os.environ if k.startswith(("PG_", "ICEBERG_", "TRINO_"))]:
+        monkeypatch.delenv(key)
+    for key, value in services["trino-init"]["environment"].items():
+        monkeypatch.setenv(key, value if not VARIABLE.fullmatch(str(value)) else f"secret-of-{key}")
+    render_etc.render(tmp_path / "etc", Path("/data/trino"), Path("/usr/lib/trino/plugin"), Path("/k.pem"), "s",
+                      8443, 8080)
+
+    def props(name: str) -> dict[str, str]:
+        return dict(line.split("=", 1) for line in (tmp_path / "etc" / name).read_text().splitlines())
+
+    server = props("config.properties")
+    assert (server["http-server.https.enabled"], server["http-server.authentication.type"],
+            server["http-server.authentication.allow-insecure-over-http"]) == ("true", "PASSWORD", "false")
+    assert props("node.properties")["node.bind-ip"] == "0.0.0.0"
+    assert props("access-control.properties")["access-control.name"] == "file"
+    assert (tmp_path / "etc" / "rules.json").read_text() == (ROOT / "infra/trino/rules.json").read_text()
+    users = [line.split(":")[0] for line in (tmp_path / "etc" / "password.db").read_text().splitlines()]
+    assert users == ["analyst", "bi", "etl"]
+    catalog = props("catalog/iceberg.properties")
+    assert (catalog["iceberg.jdbc-catalog.connection-url"], catalog["iceberg.jdbc-catalog.connection-user"],
+            catalog["iceberg.jdbc-catalog.connection-password"], catalog["fs.hadoop.enabled"],
+            catalog["iceberg.security"]) == ("jdbc:postgresql://postgres:5432/iceberg_catalog", "trino",
+                                             "secret-of-PG_TRINO_PASSWORD", "true", "read-only")
