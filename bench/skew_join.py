@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 from bench import eventlog
-from bench.run import (RESULTS, ROOT, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
+from bench.run import (RESULTS, dataset, fmt_bytes, load_average, median, prepare_platform, reset_catalog,
                        run_stage)
 
 # Row groups, so map tasks, of 2 MB: 2-3 per day file at 4M events, more with more

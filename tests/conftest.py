@@ -68,7 +68,9 @@ def landing(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline_run(spark, landing):
-    """All five jobs run once over every date of ``landing`` into the test catalog."""
+    """All five jobs run once over every date of ``landing`` into the test catalog.
+    Its ops.job_runs rows are kept here: later tests may rebuild the tables."""
     drop_pipeline_tables(spark)
     run_pipeline("test-full", landing)
-    return {"run_id": "test-full", "landing": landing}
+    job_runs = {r.job: r for r in spark.table("iceberg.ops.job_runs").where("run_id = 'test-full'").collect()}
+    return {"run_id": "test-full", "landing": landing, "job_runs": job_runs}

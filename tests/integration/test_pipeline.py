@@ -1,10 +1,7 @@
 """All five jobs on generated data, read back through PyIceberg."""
 from __future__ import annotations
 
-import csv
 import json
-
-import pytest
 
 from iceberg_catalog import config
 from spark_jobs.pipeline import STAGES, TABLES
@@ -49,8 +46,7 @@ def test_accepted_plus_rejected_equals_rows_read(spark, pipeline_run):
     assert rejected > 0
     reasons = {r.reason for r in spark.table("iceberg.bronze.rejected_rows").select("reason").distinct().collect()}
     assert {"wrong_column_count", "empty_user_id", "bad_timestamp", "bad_duration_ms", "bad_app_version"} <= reasons, manifest
-    run = (spark.table("iceberg.ops.job_runs").where("job = 'ingest' AND run_id = 'test-full'")
-           .orderBy("finished_at").collect()[-1])
+    run = pipeline_run["job_runs"]["ingest"]
     assert (run.status, run.rows_out, run.rows_rejected, run.rows_in) == ("succeeded", accepted, rejected, accepted + rejected)
     by_reason = (spark.table("iceberg.bronze.rejected_rows").groupBy("dataset", "reason").count().collect())
     assert json.loads(run.metrics_json)["rejected_by_reason"] == {f"{r.dataset}.{r.reason}": r["count"] for r in by_reason}
@@ -66,8 +62,7 @@ def test_enriched_has_every_interaction_once(spark, pipeline_run):
 def test_broadcast_enrich_writes_one_silver_file_per_date(spark, pipeline_run):
     # The broadcast join skips Iceberg's shuffle by partition: each scan task of
     # bronze holds whole one-date files, so silver must still get one file per date.
-    run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
-    metrics = json.loads(run.metrics_json)
+    metrics = json.loads(pipeline_run["job_runs"]["enrich"].metrics_json)
     assert metrics["join_strategy"] == "broadcast"
     assert metrics["join_stage"]["available"] and metrics["join_stage"]["shuffle_write_bytes"] == 0, metrics["join_stage"]
     files = spark.sql("SELECT partition.event_date AS d, count(*) AS n FROM iceberg.silver.interactions_enriched.files "
@@ -76,17 +71,12 @@ def test_broadcast_enrich_writes_one_silver_file_per_date(spark, pipeline_run):
     assert len(files) == dates and {r.n for r in files} == {1}, sorted((r.d, r.n) for r in files)
 
 
-def test_job_runs_record_the_join_strategy_and_skew(spark, pipeline_run):
-    run = spark.table("iceberg.ops.job_runs").where("job = 'enrich' AND run_id = 'test-full'").collect()[-1]
-    metrics = json.loads(run.metrics_json)
-    assert metrics["join_strategy"] in {"broadcast", "shuffle", "salted"}
+def test_job_runs_record_the_hot_users(spark, pipeline_run):
+    metrics = json.loads(pipeline_run["job_runs"]["enrich"].metrics_json)
     manifest = json.loads((pipeline_run["landing"] / "_manifest.json").read_text())
     found = {k["user_id"] for k in metrics["hot_keys"]}
     # Every hot user the generator planted is found (Zipf's head may add a few more above the 1% share).
     assert set(manifest["realistic"]["hot_users"]) <= found, (found, manifest["realistic"]["hot_users"])
-    stage = metrics["join_stage"]
-    assert stage["available"] and stage["widest_stage_tasks"] >= 1
-    assert stage["widest_stage_task_ms_max"] >= stage["widest_stage_task_ms_median"]
 
 
 def test_sessions_cover_every_enriched_event(spark, pipeline_run):

@@ -43,5 +43,5 @@ def test_day_by_day_backfill_equals_one_full_run(spark, pipeline_run):
     full = _snapshot(spark)
     drop_pipeline_tables(spark)
     for day in DATES:
-        run_pipeline(pipeline_run["run_id"], pipeline_run["landing"], "--start-date", day, "--end-date", day)
+        run_pipeline("test-backfill", pipeline_run["landing"], "--start-date", day, "--end-date", day)
     _assert_same_tables(spark, full)

@@ -1,50 +1,43 @@
-"""The join-stage figures ops.job_runs records (spark_jobs.common.stage_metrics)."""
+"""The join-stage figures ops.job_runs records (spark_jobs.common.stage_metrics),
+checked on a job whose shape and skew are known in advance."""
 from __future__ import annotations
 
-import json
-import urllib.request
+import operator
+import time
 
 from spark_jobs.common import stage_metrics
 
+SLOW_TASK_S = 4
 
-def test_stage_metrics_are_the_figures_the_rest_api_serves(spark):
+
+def test_stage_metrics_find_the_slow_task_of_the_widest_stage(spark):
+    def slow_first_partition(index, rows):  # nested: pickled by value for the Python workers
+        if index == 0:
+            time.sleep(SLOW_TASK_S)
+        return rows
+
     sc = spark.sparkContext
+    sc.parallelize(range(4), 4).map(lambda x: x).collect()  # Python workers started (and reused) before the timed job
     group = "test-stage-metrics"
     sc.setJobGroup(group, "stage metrics", True)
     try:
-        spark.range(0, 200_000, numPartitions=4).selectExpr("id % 97 AS k").groupBy("k").count().collect()
+        # Two stages: 4 map tasks (partition 0 sleeps) writing a shuffle, 2 reduce tasks reading it.
+        counts = (sc.parallelize(range(4000), 4).mapPartitionsWithIndex(slow_first_partition)
+                  .map(lambda x: (x % 7, 1)).reduceByKey(operator.add, 2).collectAsMap())
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
         sc.setLocalProperty("spark.job.description", None)
-    # Asked right after the action, as the enrich job asks: stage_metrics waits for the
-    # listener bus, so the REST API below reads the same, complete store.
+    assert counts == {k: len(range(k, 4000, 7)) for k in range(7)}
     metrics = stage_metrics(spark, group)
-
-    api = f"{sc.uiWebUrl}/api/v1/applications/{sc.applicationId}"
-
-    def get(path: str):
-        with urllib.request.urlopen(api + path, timeout=60) as resp:
-            return json.load(resp)
-
-    stage_ids = {s for j in get("/jobs") if j.get("jobGroup") == group for s in j["stageIds"]}
-    stages = [s for sid in stage_ids for s in get(f"/stages/{sid}") if s["status"] == "COMPLETE"]
-    widest = max(stages, key=lambda s: (s["numTasks"], s["executorRunTime"]))
-    median, maximum = get(f"/stages/{widest['stageId']}/{widest['attemptId']}/taskSummary?quantiles=0.5,1.0")[
-        "executorRunTime"]
-
-    assert metrics == {
-        "available": True,
-        "stages": len(stages),
-        "shuffle_read_bytes": sum(s["shuffleReadBytes"] for s in stages),
-        "shuffle_write_bytes": sum(s["shuffleWriteBytes"] for s in stages),
-        "spill_bytes": sum(s["memoryBytesSpilled"] + s["diskBytesSpilled"] for s in stages),
-        "widest_stage_id": widest["stageId"],
-        "widest_stage_tasks": 4,
-        "widest_stage_task_ms_median": median,
-        "widest_stage_task_ms_max": maximum,
-        "widest_stage_max_median_ratio": round(maximum / median, 3) if median else None,
-    }
-    assert sum(s["shuffleWriteBytes"] for s in stages) > 0  # the aggregation's shuffle is counted
+    assert (metrics["available"], metrics["stages"], metrics["widest_stage_tasks"], metrics["spill_bytes"]) == (
+        True, 2, 4, 0)
+    # What the map stage wrote is what the reduce stage read.
+    assert metrics["shuffle_write_bytes"] > 0 and metrics["shuffle_read_bytes"] == metrics["shuffle_write_bytes"]
+    # The slowest task is the sleeping one; the median is one of the three that do not sleep.
+    assert metrics["widest_stage_task_ms_max"] >= SLOW_TASK_S * 1000
+    assert metrics["widest_stage_task_ms_median"] < SLOW_TASK_S * 1000 / 2
+    assert metrics["widest_stage_max_median_ratio"] == round(
+        metrics["widest_stage_task_ms_max"] / metrics["widest_stage_task_ms_median"], 3)
 
 
 def test_stage_metrics_of_a_group_that_ran_nothing_are_unavailable(spark):

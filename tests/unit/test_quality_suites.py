@@ -47,21 +47,6 @@ def test_gx_accepts_every_expectation(table):
         assert expectation.severity.value == {"error": "critical", "warning": "warning"}[spec.severity]
 
 
-def test_issue_checks_are_in_the_suites():
-    def kinds(table):
-        return {(e.type, e.kwargs.get("column"), e.severity) for e in load_suite(table).expectations}
-
-    assert ("expect_column_values_to_match_regex", "app_version", "error") in kinds("bronze.interactions")
-    assert ("expect_column_values_to_be_in_set", "device_type", "error") in kinds("bronze.user_metadata")
-    assert ("expect_table_row_count_to_be_between", None, "error") in kinds("bronze.rejected_rows")
-    assert ("expect_column_values_to_not_be_null", "country", "warning") in kinds("silver.interactions_enriched")
-    assert ("expect_column_values_to_be_unique", "user_id", "error") in kinds("silver.user_dim")
-    assert ("expect_column_sum_to_be_between", "actions", "error") in kinds("gold.sessions")
-    for table in [t for t in PUBLISHED if t.startswith("gold.") and t != "gold.device_latency_association"]:
-        assert any(e.type in ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique")
-                   for e in load_suite(table).expectations), table
-
-
 def test_a_suite_without_severity_is_refused_with_file_and_expectation():
     doc = {"name": "gold.x", "table": "gold.x",
            "expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}, "meta": {}}]}
