@@ -25,7 +25,6 @@ from tests.e2e.yarn_service import (
     wait_for_final_state,
     wait_for_history,
     wait_for_state,
-    yarn_cli,
 )
 
 RUN_DATES = ("2024-03-01", "2024-03-03")
@@ -147,23 +146,29 @@ def wait_for_executors(count: int, timeout: float = 180) -> bool:
     return False
 
 
-def test_a_running_application_listens_on_loopback_only_and_the_yarn_cli_kills_it(yarn, tmp_path):
+def test_a_running_application_listens_on_loopback_only_and_a_retry_kills_it(yarn, tmp_path):
     """While an application runs, YARN's daemons, the History Server and every
     process of the application (driver, application master, executors) listen
-    on loopback only. Then what a retried Airflow task relies on: `yarn
-    application -kill` ends the earlier attempt's application, and the RM
+    on loopback only. Then the operator's own kill path for a retried task
+    (dags/pipeline_tasks.py): the earlier attempt's application is found by the
+    YARN tag the operator gives it, killed through the RM's REST API, and the RM
     records it KILLED."""
     import os
     import subprocess
+    import sys
 
+    sys.path.insert(0, str(ROOT / "dags"))
+    from pipeline_tasks import kill_yarn_app, live_yarn_apps, yarn_tag
     from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
 
     name = f"yarn-e2e kill {uuid.uuid4().hex[:6]}"
+    tag = yarn_tag("goodnote_pipeline", "ingest", f"manual__{name}")
     app = tmp_path / "slow_app.py"
     app.write_text(SLOW_APP)
     with open(tmp_path / "spark-submit.log", "w") as log:
-        submit = subprocess.Popen([str(SPARK_SUBMIT), "--master", "yarn", str(app), name], cwd=ROOT,
-                                  env={**os.environ, **platform_env(), **yarn.env}, stdout=log, stderr=subprocess.STDOUT)
+        submit = subprocess.Popen([str(SPARK_SUBMIT), "--master", "yarn", "--conf", f"spark.yarn.tags={tag}", str(app),
+                                   name], cwd=ROOT, env={**os.environ, **platform_env(), **yarn.env}, stdout=log,
+                                  stderr=subprocess.STDOUT)
     try:
         running = wait_for_state(yarn, name, {"RUNNING"})
         assert running is not None, f"{name} never reached RUNNING; see {tmp_path / 'spark-submit.log'}"
@@ -172,11 +177,13 @@ def test_a_running_application_listens_on_loopback_only_and_the_yarn_cli_kills_i
         assert_only_loopback({int(settings[k]) for k in (
             "YARN_RM_PORT", "YARN_RM_WEBAPP_PORT", "YARN_NM_WEBAPP_PORT", "SPARK_HISTORY_PORT")})
 
-        killed = yarn_cli(yarn, "application", "-kill", running["id"])
+        assert live_yarn_apps(yarn.rm_url, tag) == [running["id"]]
+        assert live_yarn_apps(yarn.rm_url, yarn_tag("goodnote_pipeline", "enrich", f"manual__{name}")) == []
+        kill_yarn_app(yarn.rm_url, running["id"])
 
-        assert killed.returncode == 0, killed.stderr
         report = wait_for_final_state(yarn, running["id"], timeout=60)
         assert (report["state"], report["finalStatus"]) == ("KILLED", "KILLED")
+        assert live_yarn_apps(yarn.rm_url, tag) == []
         assert submit.wait(timeout=120) != 0  # the driver sees its application die
     finally:
         if submit.poll() is None:

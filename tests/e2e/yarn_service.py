@@ -136,10 +136,3 @@ def wait_for_state(cluster: YarnCluster, name: str, states: set[str], timeout: f
             return mine[-1]
         time.sleep(2)
     return None
-
-
-def yarn_cli(cluster: YarnCluster, *args: str) -> subprocess.CompletedProcess:
-    """The `yarn` command `infra/hadoop.sh env` puts on PATH (what Airflow's
-    SparkSubmitHook runs to kill a task's application)."""
-    return subprocess.run(["yarn", *args], env={**os.environ, **cluster.env}, capture_output=True, text=True,
-                          timeout=180)
