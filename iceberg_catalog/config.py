@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 CATALOG_NAME = "iceberg"
 
 
@@ -38,16 +40,18 @@ class PlatformNotConfigured(RuntimeError):
     pass
 
 
-def settings() -> dict[str, str]:
-    """Environment variables over the generated platform.env file."""
-    values: dict[str, str] = {}
-    if PLATFORM_ENV_FILE.exists():
-        for line in PLATFORM_ENV_FILE.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key] = value
+def platform_env() -> dict[str, str]:
+    """Every platform setting: the environment over the generated platform.env
+    file, for the keys the file has and those of the catalog and Trino (which a
+    container's environment gives without a file)."""
+    values = {k: v or "" for k, v in dotenv_values(PLATFORM_ENV_FILE).items()} if PLATFORM_ENV_FILE.exists() else {}
     values.update({k: v for k, v in os.environ.items() if k in values or k.startswith(("PG_", "ICEBERG_", "TRINO_"))})
+    return values
+
+
+def settings() -> dict[str, str]:
+    """``platform_env()``, refused without what the catalog needs."""
+    values = platform_env()
     required = ("PG_HOST", "PG_PORT", "PG_CATALOG_USER", "PG_CATALOG_PASSWORD", "ICEBERG_CATALOG_DB", "ICEBERG_WAREHOUSE")
     missing = [k for k in required if k not in values]
     if missing:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 import urllib.error
@@ -26,20 +25,11 @@ from pathlib import Path
 import tenacity
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from iceberg_catalog import config  # noqa: E402
+
 DAG_ID = "goodnote_pipeline"
 FINISHED = {"success", "failed"}
-
-
-def platform_settings() -> dict[str, str]:
-    env_file = Path(os.environ.get("PLATFORM_STATE", ROOT / ".local")) / "platform.env"
-    values = {}
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            key, sep, value = line.partition("=")
-            if sep and not key.startswith("#"):
-                values[key.strip()] = value.strip()
-    values.update({k: v for k, v in os.environ.items() if k in ("AIRFLOW_PORT", "AIRFLOW_OPERATOR_PASSWORD")})
-    return values
 
 
 class ServerError(RuntimeError):
@@ -156,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     end = args.end_date or args.start_date
 
-    settings = platform_settings()
+    settings = config.platform_env()
     port = settings.get("AIRFLOW_PORT", "8080")
     if "AIRFLOW_OPERATOR_PASSWORD" not in settings:
         raise SystemExit("AIRFLOW_OPERATOR_PASSWORD is not set: `make airflow-start` adds it to .local/platform.env")

@@ -11,36 +11,25 @@ from __future__ import annotations
 
 import html
 import os
-from urllib.parse import quote
 from pathlib import Path
+from urllib.parse import quote
+
+from iceberg_catalog import config
 
 DEFAULT_PORT = 8765
 
 
-def platform_state() -> Path:
-    root = Path(__file__).resolve().parents[2]
-    return Path(os.environ.get("PLATFORM_STATE") or (Path(os.environ["PLATFORM_HOME"]) / ".local"
-                if os.environ.get("PLATFORM_HOME") else root / ".local"))
-
-
 def data_docs_dir() -> Path:
-    return Path(os.environ.get("DATA_DOCS_DIR") or platform_state() / "data_docs")
+    return Path(os.environ.get("DATA_DOCS_DIR") or config.PLATFORM_STATE / "data_docs")
 
 
 def results_store_dir() -> Path:
-    return Path(os.environ.get("GX_RESULTS_DIR") or platform_state() / "gx" / "validations")
+    return Path(os.environ.get("GX_RESULTS_DIR") or config.PLATFORM_STATE / "gx" / "validations")
 
 
 def data_docs_port() -> int:
     """DATA_DOCS_PORT from the environment, else from the generated platform.env."""
-    if os.environ.get("DATA_DOCS_PORT"):
-        return int(os.environ["DATA_DOCS_PORT"])
-    env_file = platform_state() / "platform.env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if line.startswith("DATA_DOCS_PORT="):
-                return int(line.partition("=")[2])
-    return DEFAULT_PORT
+    return int(os.environ.get("DATA_DOCS_PORT") or config.platform_env().get("DATA_DOCS_PORT") or DEFAULT_PORT)
 
 
 def gate_page_path(branch: str, stage: str) -> str:

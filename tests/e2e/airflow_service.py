@@ -30,10 +30,6 @@ DAG_ID = "goodnote_pipeline"
 DATES = ["2023-07-01", "2023-07-02"]
 
 
-def platform_settings() -> dict[str, str]:
-    return config.settings()
-
-
 @dataclass
 class AirflowEnv:
     """One isolated Airflow + Iceberg catalog, driven through infra/airflow.sh."""
@@ -149,7 +145,7 @@ class AirflowEnv:
     def catalog(self):
         from pyiceberg.catalog import load_catalog
 
-        settings = {**platform_settings(), "ICEBERG_CATALOG_DB": self.catalog_db,
+        settings = {**config.settings(), "ICEBERG_CATALOG_DB": self.catalog_db,
                     "ICEBERG_WAREHOUSE": str(self.warehouse)}
         return load_catalog(config.CATALOG_NAME, **config.pyiceberg_properties(settings))
 
@@ -185,7 +181,7 @@ def free_port(preferred: int) -> int:
 def new_env(workdir: Path, landing: Path, name: str, port_offset: int) -> AirflowEnv:
     """A created (databases migrated, not started) environment named ``name``; ports near the platform's."""
     suffix = uuid.uuid4().hex[:6]
-    base_port = int(platform_settings().get("AIRFLOW_PORT", 8080))
+    base_port = int(config.settings().get("AIRFLOW_PORT", 8080))
     env = AirflowEnv(home=workdir / f"{name}_home", airflow_db=f"airflow_e2e_{name}_{suffix}",
                      catalog_db=f"iceberg_e2e_{name}_{suffix}", warehouse=workdir / f"{name}_warehouse",
                      landing=landing, port=free_port(base_port + 100 + port_offset),

@@ -33,8 +33,9 @@ import requests
 from werkzeug.security import check_password_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from airflow_service import DAG_ID, platform_settings  # noqa: E402
+from airflow_service import DAG_ID  # noqa: E402
 
+from iceberg_catalog import config  # noqa: E402
 from spark_jobs.pipeline import STAGES  # noqa: E402
 from tests.databases import query  # noqa: E402
 from tests.listening import assert_only_loopback  # noqa: E402
@@ -49,7 +50,7 @@ DAG = f"/api/v2/dags/{DAG_ID}"
 
 
 def passwords() -> dict[str, str]:
-    settings = platform_settings()
+    settings = config.settings()
     return {user: settings[key] for user, key in PASSWORD_KEYS.items()}
 
 
