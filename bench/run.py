@@ -88,7 +88,7 @@ def dataset(events: int, seed: int, days: int, users: int | None, mode: str = "r
     name = f"{mode}-{events}-u{users or 'default'}-d{days}-s{seed}" + (f"-hot{hot[0]}x{hot[1]}" if hot else "")
     out = DATA_CACHE / name
     if not (out / "_manifest.json").exists():
-        args = [PY, "-m", "infra.datagen", "--mode", mode, "--out", str(out), "--events", str(events),
+        args = [PY, "-m", "datagen", "--mode", mode, "--out", str(out), "--events", str(events),
                 "--days", str(days), "--start-date", "2023-01-01", "--seed", str(seed)]
         if users:
             args += ["--users", str(users)]

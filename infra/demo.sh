@@ -11,7 +11,7 @@ export LANDING_DIR="$PLATFORM_STATE/landing"
 
 bash infra/postgres.sh start
 log "generating $DEMO_EVENTS realistic events over $DEMO_START..$DEMO_END into $LANDING_DIR"
-"$PY" -m infra.datagen --mode realistic --out "$LANDING_DIR" --events "$DEMO_EVENTS" \
+"$PY" -m datagen --mode realistic --out "$LANDING_DIR" --events "$DEMO_EVENTS" \
   --start-date "$DEMO_START" --days "$DEMO_DAYS" --seed 42 >/dev/null
 bash infra/hadoop.sh start
 bash infra/datadocs.sh start

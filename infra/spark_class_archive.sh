@@ -33,7 +33,7 @@ drop_catalog() {
 trap drop_catalog EXIT
 bash infra/postgres.sh start  # creates $ICEBERG_CATALOG_DB
 bash infra/package.sh >/dev/null
-"$PY" -m infra.datagen --mode realistic --out "$LANDING_DIR" --events 2000 --users 200 \
+"$PY" -m datagen --mode realistic --out "$LANDING_DIR" --events 2000 --users 200 \
   --start-date 2023-07-01 --days 3 --seed 7 > "$work/datagen.log" 2>&1 ||
   { cat "$work/datagen.log" >&2; die "the class archive's sample data failed"; }
 mkdir -p "$(dirname "$archive")"

@@ -54,7 +54,7 @@ def drop_pipeline_tables(spark) -> None:
 def generate_landing(out: Path, *args: str) -> Path:
     import sys
 
-    subprocess.run([sys.executable, "-m", "infra.datagen", "--out", str(out), *args], check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "datagen", "--out", str(out), *args], check=True, cwd=ROOT)
     return out
 
 

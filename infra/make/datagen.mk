@@ -1,5 +1,5 @@
 # Landing data: `make data` writes $(DATA_OUT)/user_interactions and
-# $(DATA_OUT)/user_metadata with infra/datagen.py (see --help for every option).
+# $(DATA_OUT)/user_metadata with `python -m datagen` (see --help for every option).
 #   make data EVENTS=1000000 MODE=realistic
 #   make data MODE=challenge FORMAT=parquet LAYOUT=date-folders
 #   make data BAD_BATCH=out_of_set DATA_OUT=.local/landing-bad
@@ -25,7 +25,7 @@ DATAGEN_ARGS = --mode $(MODE) --out $(DATA_OUT) --events $(EVENTS) --days $(DAYS
 
 .PHONY: data datagen-test
 data:
-	$(PY) -m infra.datagen $(DATAGEN_ARGS)
+	$(PY) -m datagen $(DATAGEN_ARGS)
 
 datagen-test:
 	$(PY) -m pytest tests/unit/test_datagen.py -q

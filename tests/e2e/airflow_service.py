@@ -209,7 +209,7 @@ def _comparable(value):
 def generate_landing(out: Path, days: int = 3, start_date: str = "2023-07-01", events: int = 3000,
                      bad_batch: str | None = None) -> dict:
     subprocess.run(
-        [sys.executable, "-m", "infra.datagen", "--mode", "challenge", "--out", str(out), "--events", str(events),
+        [sys.executable, "-m", "datagen", "--mode", "challenge", "--out", str(out), "--events", str(events),
          "--users", "200", "--start-date", start_date, "--days", str(days), "--seed", "7",
          *(["--bad-batch", bad_batch] if bad_batch else [])],
         cwd=ROOT, check=True, capture_output=True, text=True,

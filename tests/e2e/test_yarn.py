@@ -193,7 +193,7 @@ def test_a_running_application_listens_on_loopback_only_and_a_retry_kills_it(yar
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("landing")
-    subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "infra.datagen", "--mode", "challenge", "--out", str(out),
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "datagen", "--mode", "challenge", "--out", str(out),
                     "--events", "5000", "--days", "3", "--start-date", RUN_DATES[0], "--seed", "11"],
                    check=True, cwd=ROOT)
     return out

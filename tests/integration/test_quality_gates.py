@@ -74,7 +74,7 @@ def run(env: dict, module: str, *args: str) -> subprocess.CompletedProcess:
 def generate(env: dict, out: Path, *args: str) -> Path:
     args = ("--mode", "realistic", "--out", str(out), "--events", str(EVENTS), "--users", str(USERS),
             "--days", str(DAYS), "--start-date", START, "--seed", "7", "--malformed-share", "0.01", *args)
-    proc = run(env, "infra.datagen", *args)
+    proc = run(env, "datagen", *args)
     assert proc.returncode == 0, proc.stderr
     return out
 

@@ -1,4 +1,4 @@
-"""infra.datagen: formats of the public challenge, realistic shape, malformed rows,
+"""datagen: formats of the public challenge, realistic shape, malformed rows,
 layouts and bad batches. Files are read back with the csv module and pyarrow only."""
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from infra import datagen
+from datagen.anomalies import BAD_BATCH_KINDS
+from datagen.cli import main, parse_args
+from datagen.domains import (
+    ACTION_TYPES, COUNTRIES, DEVICE_TYPES, INTERACTION_COLUMNS, METADATA_COLUMNS, SUBSCRIPTION_TYPES,
+)
+from datagen.generate import run
+from datagen.malformed import INTERACTION_MALFORMED_KINDS, LINE_FAULT_KINDS, METADATA_MALFORMED_KINDS
+from datagen.rows import prefixed_ids
 
 SMALL = ["--events", "20000", "--days", "60", "--chunk-rows", "7000", "--seed", "7"]
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
@@ -20,7 +27,7 @@ VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 
 
 def generate(out: Path, *args: str) -> dict:
-    datagen.run(datagen.parse_args(["--out", str(out), *args]))
+    run(parse_args(["--out", str(out), *args]))
     return json.loads((out / "_manifest.json").read_text())
 
 
@@ -117,7 +124,7 @@ def test_challenge_files_match_the_public_generator_format(tmp_path):
     assert raw.count(b"\r\n") == 20001 and raw.count(b"\n") == 20001
 
     header, rows = csv_rows(tmp_path / "user_interactions")
-    assert header == datagen.INTERACTION_COLUMNS
+    assert header == INTERACTION_COLUMNS
     assert len(rows) == 20000
     assert all(len(r) == 6 for r in rows)
     assert all(re.fullmatch(r"u\d{6,7}", r[0]) and 1 <= int(r[0][1:]) <= 3000 for r in rows)
@@ -129,7 +136,7 @@ def test_challenge_files_match_the_public_generator_format(tmp_path):
     assert {r[5][0] for r in rows} == {"5", "6", "7"}
 
     header, meta = csv_rows(tmp_path / "user_metadata")
-    assert header == datagen.METADATA_COLUMNS
+    assert header == METADATA_COLUMNS
     assert len(meta) == 2000                                   # the challenge's 10:1 ratio
     assert all("2020-01-01" <= m[1] <= "2023-12-31" for m in meta)
     assert {m[2] for m in meta} == {"US", "UK", "CA", "AU", "DE", "FR", "JP", "IN", "BR", "MX"}
@@ -150,7 +157,7 @@ def test_challenge_mode_has_no_malformed_or_duplicate_rows_by_default(tmp_path):
 
 
 def test_user_id_format_matches_python_format_at_the_top_of_the_id_space():
-    assert datagen.prefixed_ids("u", [1, 123, 1_000_000]).to_pylist() == ["u000001", "u000123", "u1000000"]
+    assert prefixed_ids("u", [1, 123, 1_000_000]).to_pylist() == ["u000001", "u000123", "u1000000"]
 
 
 # --- realistic mode ---------------------------------------------------------------
@@ -161,7 +168,7 @@ def test_malformed_rows_have_the_configured_share_and_every_reject_reason(tmp_pa
     rejected = len(rows) - reasons.pop(None)
     assert len(rows) == 20000
     assert rejected == 400                                     # 2% of every chunk, exactly
-    assert set(reasons) == set(datagen.INTERACTION_MALFORMED_KINDS)
+    assert set(reasons) == set(INTERACTION_MALFORMED_KINDS)
     assert min(reasons.values()) >= 50
     assert dict(reasons) == manifest["user_interactions"]["malformed"]
     assert manifest["user_interactions"]["expected_rejected"] == 400
@@ -172,7 +179,7 @@ def test_malformed_rows_have_the_configured_share_and_every_reject_reason(tmp_pa
         "empty_user_id" if m[0] == "" else None for m in meta)
     meta_reasons.pop(None)
     assert dict(meta_reasons) == manifest["user_metadata"]["malformed"]
-    assert set(meta_reasons) == set(datagen.METADATA_MALFORMED_KINDS)
+    assert set(meta_reasons) == set(METADATA_MALFORMED_KINDS)
 
 
 @pytest.mark.parametrize("layout", ["file", "date-folders"])
@@ -182,7 +189,7 @@ def test_malformed_lines_add_blank_nul_only_and_invalid_utf8_lines(tmp_path, lay
     kinds = collections.Counter()
     for path in sorted((tmp_path / "a" / "user_interactions").rglob("*.csv")):
         header, *lines = path.read_bytes().split(b"\n")[:-1]   # LF: realistic mode
-        assert header.decode().split(",") == datagen.INTERACTION_COLUMNS
+        assert header.decode().split(",") == INTERACTION_COLUMNS
         for line in lines:
             try:
                 text = line.decode()
@@ -198,10 +205,9 @@ def test_malformed_lines_add_blank_nul_only_and_invalid_utf8_lines(tmp_path, lay
     assert sum(kinds.values()) == 20000
     assert 20000 - kinds.pop(None) == 400 == manifest["user_interactions"]["expected_rejected"]
     assert dict(kinds) == manifest["user_interactions"]["malformed"]
-    assert set(kinds) == set(datagen.INTERACTION_MALFORMED_KINDS) | set(datagen.LINE_FAULT_KINDS)
+    assert set(kinds) == set(INTERACTION_MALFORMED_KINDS) | set(LINE_FAULT_KINDS)
     assert min(kinds.values()) >= 30
-    assert set(manifest["user_metadata"]["malformed"]) == set(datagen.METADATA_MALFORMED_KINDS) | set(
-        datagen.LINE_FAULT_KINDS)
+    assert set(manifest["user_metadata"]["malformed"]) == set(METADATA_MALFORMED_KINDS) | set(LINE_FAULT_KINDS)
     meta_lines = (tmp_path / "a" / "user_metadata" / "user_metadata.csv").read_bytes().split(b"\n")[1:-1]
     assert sum(not line.strip(b" \t\x00") for line in meta_lines) == (
         manifest["user_metadata"]["malformed"]["blank_line"] + manifest["user_metadata"]["malformed"]["nul_only_line"])
@@ -211,28 +217,28 @@ def test_malformed_lines_add_blank_nul_only_and_invalid_utf8_lines(tmp_path, lay
     generate(tmp_path / "c", *args)
     assert all(b"\x00" not in data for data in files(tmp_path / "c").values())
     _, rows = csv_rows(tmp_path / "c" / "user_interactions")
-    assert set(collections.Counter(reject_reason(r) for r in rows)) - {None} == set(datagen.INTERACTION_MALFORMED_KINDS)
+    assert set(collections.Counter(reject_reason(r) for r in rows)) - {None} == set(INTERACTION_MALFORMED_KINDS)
 
 
 def test_malformed_lines_are_csv_only(tmp_path):
     manifest = generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000", "--format", "parquet",
                         "--malformed-lines")
-    assert not set(manifest["user_interactions"]["malformed"]) & set(datagen.LINE_FAULT_KINDS)
+    assert not set(manifest["user_interactions"]["malformed"]) & set(LINE_FAULT_KINDS)
 
 
 def test_realistic_rows_are_well_formed_in_the_challenge_domains(tmp_path):
     generate(tmp_path, *SMALL, "--mode", "realistic", "--users", "2000", "--malformed-share", "0")
     _, rows = csv_rows(tmp_path / "user_interactions")
     assert [r for r in rows if reject_reason(r)] == []
-    assert {r[2] for r in rows} == set(datagen.ACTION_TYPES)
+    assert {r[2] for r in rows} == set(ACTION_TYPES)
     assert all(re.fullmatch(r"u\d{6}", r[0]) and re.fullmatch(r"p\d{6,7}", r[3]) for r in rows)
     assert all("2023-01-01 00:00:00" <= r[1] <= "2023-03-01 23:59:59" for r in rows)   # 60 days
     assert all(r[5].split(".")[0] in {"5", "6", "7"} for r in rows)
     assert any(int(r[4]) > 28_800_000 for r in rows if r[2] == "edit")                # above the 8 h cap
     _, meta = csv_rows(tmp_path / "user_metadata")
-    assert {m[2] for m in meta} <= set(datagen.COUNTRIES)
-    assert {m[3] for m in meta} == set(datagen.DEVICE_TYPES)
-    assert {m[4] for m in meta} == set(datagen.SUBSCRIPTION_TYPES)
+    assert {m[2] for m in meta} <= set(COUNTRIES)
+    assert {m[3] for m in meta} == set(DEVICE_TYPES)
+    assert {m[4] for m in meta} == set(SUBSCRIPTION_TYPES)
 
 
 def test_hot_users_hold_at_least_a_fifth_of_events(tmp_path):
@@ -385,9 +391,9 @@ def test_bad_batch_out_of_set_puts_values_outside_their_sets(tmp_path):
     manifest = generate(tmp_path, *SMALL, "--mode", "challenge", "--bad-batch", "out_of_set")
     _, rows = csv_rows(tmp_path / "user_interactions")
     _, meta = csv_rows(tmp_path / "user_metadata")
-    assert sum(r[2] not in datagen.ACTION_TYPES for r in rows) == 1000
-    assert sum(m[3] not in datagen.DEVICE_TYPES for m in meta) == 100
-    assert sum(m[4] not in datagen.SUBSCRIPTION_TYPES for m in meta) == 100
+    assert sum(r[2] not in ACTION_TYPES for r in rows) == 1000
+    assert sum(m[3] not in DEVICE_TYPES for m in meta) == 100
+    assert sum(m[4] not in SUBSCRIPTION_TYPES for m in meta) == 100
     assert manifest["bad_batch"]["kind"] == "out_of_set"
     assert manifest["user_interactions"]["out_of_set"] == {"action_type": 1000}
 
@@ -410,21 +416,21 @@ def test_bad_batch_null_user_empties_many_user_ids(tmp_path):
 
 def test_help_documents_every_bad_batch_kind(capsys):
     with pytest.raises(SystemExit):
-        datagen.parse_args(["--help"])
+        parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for kind in datagen.BAD_BATCH_KINDS:
+    for kind in BAD_BATCH_KINDS:
         assert kind in text
 
 
 def test_invalid_arguments_are_refused_with_the_value_found(capsys):
     with pytest.raises(SystemExit):
-        datagen.parse_args(["--mode", "realistic", "--out", "x", "--malformed-share", "1.5"])
+        parse_args(["--mode", "realistic", "--out", "x", "--malformed-share", "1.5"])
     assert "--malformed-share must be in [0, 1), got 1.5" in capsys.readouterr().err
 
 
 def test_zero_events_give_header_only_files(tmp_path):
-    assert datagen.main(["--out", str(tmp_path), "--mode", "realistic", "--events", "0", "--users", "50"]) == 0
+    assert main(["--out", str(tmp_path), "--mode", "realistic", "--events", "0", "--users", "50"]) == 0
     manifest = json.loads((tmp_path / "_manifest.json").read_text())
     header, rows = csv_rows(tmp_path / "user_interactions")
-    assert (header, rows) == (datagen.INTERACTION_COLUMNS, [])
+    assert (header, rows) == (INTERACTION_COLUMNS, [])
     assert manifest["user_interactions"]["rows_per_date"] == {}

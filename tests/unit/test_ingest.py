@@ -387,7 +387,7 @@ def test_generated_malformed_lines_are_rejected_with_their_reasons(spark, tmp_pa
     from spark_jobs.landing import read_landing
 
     root = Path(__file__).resolve().parents[2]
-    subprocess.run([sys.executable, "-m", "infra.datagen", "--out", str(tmp_path), "--mode", "realistic",
+    subprocess.run([sys.executable, "-m", "datagen", "--out", str(tmp_path), "--mode", "realistic",
                     "--events", "3000", "--users", "200", "--days", "3", "--seed", "3", "--malformed-share", "0.05",
                     "--malformed-lines"], check=True, cwd=root)
     manifest = json.loads((tmp_path / "_manifest.json").read_text())
