@@ -2,7 +2,8 @@
 
 Run by infra/superset.sh with Superset's own venv (.venv-superset) and
 SUPERSET_CONFIG_PATH set; settings come from the environment (platform.env,
-exported by infra/lib.sh):
+exported by infra/lib.sh; in docker-compose, the container's, through
+infra/superset/compose.sh):
 
   provision.py admin    create the `admin` user, or reset its password to
                         SUPERSET_ADMIN_PASSWORD
@@ -18,6 +19,10 @@ machine's values go, and its password (TRINO_BI_PASSWORD) is passed to the
 import separately, never written into a file. Export puts the placeholders
 back and drops what changes on every export (timestamps, ids in file names),
 so a re-export after a UI edit shows only the edit in `git diff`.
+
+The bundle's connection names Trino's host as ``localhost``. TRINO_HOST, when
+set (docker-compose: ``trino``), replaces it at import; export puts
+``localhost`` back.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ ADMIN = "admin"
 # What the import fills in from this machine's settings; export puts them back.
 PLACEHOLDERS = ("TRINO_PORT", "TRINO_CA_CERT")
 PASSWORD_VARIABLE = "TRINO_BI_PASSWORD"
+BUNDLE_TRINO_HOST = "localhost"
 METADATA = "metadata.yaml"
 
 
@@ -45,6 +51,15 @@ def placeholder_values() -> dict[str, str]:
     return {k: os.environ[k] for k in PLACEHOLDERS}
 
 
+def trino_host() -> str:
+    return os.environ.get("TRINO_HOST") or BUNDLE_TRINO_HOST
+
+
+def with_trino_host(text: str, old: str, new: str) -> str:
+    """A database file whose Trino URI names host ``old``, naming ``new`` instead."""
+    return re.sub(rf"(sqlalchemy_uri: trino://[^@\s]*@){re.escape(old)}:", lambda m: f"{m.group(1)}{new}:", text)
+
+
 def read_bundle(root: Path, values: dict[str, str]) -> dict[str, str]:
     """{path relative to the bundle root: YAML text}, placeholders filled in."""
     contents = {}
@@ -52,7 +67,7 @@ def read_bundle(root: Path, values: dict[str, str]) -> dict[str, str]:
         name = path.relative_to(root).as_posix()
         text = path.read_text()
         if name.startswith("databases/"):
-            text = Template(text).substitute(values)
+            text = with_trino_host(Template(text).substitute(values), BUNDLE_TRINO_HOST, trino_host())
         contents[name] = text
     if METADATA not in contents:
         raise SystemExit(f"provision: {root / METADATA} missing")
@@ -134,7 +149,7 @@ def export_assets(root: Path = ASSETS_DIR) -> None:
                 meta.pop("timestamp", None)
                 text = yaml.safe_dump(meta, sort_keys=False)
             elif name.startswith("databases/"):
-                text = with_placeholders(text, values)
+                text = with_trino_host(with_placeholders(text, values), trino_host(), BUNDLE_TRINO_HOST)
             if name in files:
                 raise SystemExit(f"provision: two exported files named {name}; rename one in the UI")
             files[name] = text

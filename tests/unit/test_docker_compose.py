@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +38,7 @@ REQUIRED_SERVICES = {
     "warehouse storage (HDFS)": ["namenode", "datanode"],
     "Spark History Server": ["spark-history"],
     "Trino": ["trino"],
+    "Superset": ["superset"],
 }
 VARIABLE = re.compile(r"\$\{([^}]*)\}")  # compose interpolation; $${...} is a literal
 
@@ -132,7 +134,8 @@ def test_every_variable_is_required_not_defaulted(compose_text):
     assert {v.split(":")[0] for v in VARIABLE.findall(unescaped)} == {
         "PG_USER", "PG_PASSWORD", "PG_CATALOG_PASSWORD", "PG_TRINO_PASSWORD", "PG_AIRFLOW_PASSWORD",
         "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_OPERATOR_PASSWORD",
-        "AIRFLOW_VIEWER_PASSWORD", "TRINO_ANALYST_PASSWORD", "TRINO_ETL_PASSWORD", "TRINO_BI_PASSWORD"}
+        "AIRFLOW_VIEWER_PASSWORD", "TRINO_ANALYST_PASSWORD", "TRINO_ETL_PASSWORD", "TRINO_BI_PASSWORD",
+        "PG_SUPERSET_PASSWORD", "SUPERSET_SECRET_KEY", "SUPERSET_ADMIN_PASSWORD"}
 
 
 def test_images_are_pinned_and_builds_exist(services):
@@ -187,8 +190,9 @@ def test_the_superuser_only_creates_roles_and_databases(services):
     script = services["postgres-init"]["command"][0]
     roles = re.findall(r"-v name=(\w+) -v password=\S+ -f /sql/role.sql", script)
     databases = re.findall(r"-v name=(\w+) -v owner=(\w+) -v reader=(\w*) -f /sql/database.sql", script)
-    assert roles == ["iceberg", "trino", "airflow"]
-    assert databases == [("iceberg_catalog", "iceberg", "trino"), ("airflow", "airflow", "")]
+    assert roles == ["iceberg", "trino", "airflow", "superset"]
+    assert databases == [("iceberg_catalog", "iceberg", "trino"), ("airflow", "airflow", ""),
+                         ("superset", "superset", "")]
     for sql in ("role.sql", "database.sql"):
         assert (ROOT / "infra" / "postgres" / sql).is_file()
     # The clients connect as those roles.
@@ -196,6 +200,9 @@ def test_the_superuser_only_creates_roles_and_databases(services):
     assert platform_env["PG_CATALOG_USER"] == "iceberg"
     assert platform_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://airflow:")
     assert services["trino-init"]["environment"]["PG_TRINO_USER"] == "trino"
+    for name in ("superset-init", "superset"):
+        env = services[name]["environment"]
+        assert (env["PG_SUPERSET_USER"], env["SUPERSET_DB"], env["PG_HOST"]) == ("superset", "superset", "postgres")
 
 
 def test_trino_is_configured_as_the_local_one(services, tmp_path, monkeypatch):
@@ -231,3 +238,89 @@ def test_trino_is_configured_as_the_local_one(services, tmp_path, monkeypatch):
             catalog["iceberg.jdbc-catalog.connection-password"], catalog["fs.hadoop.enabled"],
             catalog["iceberg.security"]) == ("jdbc:postgresql://postgres:5432/iceberg_catalog", "trino",
                                              "secret-of-PG_TRINO_PASSWORD", "true", "read-only")
+
+
+def container_env(service: dict) -> dict[str, str]:
+    """A service's environment as its container sees it, each ${VAR:?...} a stand-in secret."""
+    return {key: f"secret-of-{key}" if VARIABLE.fullmatch(str(value)) else str(value)
+            for key, value in service["environment"].items()}
+
+
+def test_superset_is_the_local_one_on_the_compose_network(services, tmp_path, monkeypatch):
+    """Superset's image and services: the local pins, the local configuration,
+    the repository's dashboards, and Trino as bi over HTTPS trusting trino-init's CA."""
+    sys.path.insert(0, str(ROOT))
+    from infra.superset import provision
+
+    init, server = services["superset-init"], services["superset"]
+    # One image, built from the local requirements; only infra/superset/ of the repository in it.
+    assert init["image"] == server["image"] and init["build"] == server["build"]
+    assert init["build"]["context"] == "."
+    dockerfile = (ROOT / init["build"]["dockerfile"]).read_text()
+    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", dockerfile, flags=re.M)
+    assert re.search(r"^RUN pip install --no-cache-dir -r infra/superset/requirements\.txt$", dockerfile, flags=re.M)
+    assert re.findall(r"^COPY (.*)$", dockerfile, flags=re.M) == [
+        "infra/superset/requirements.txt infra/superset/requirements.txt", "infra/superset/ infra/superset/"]
+    assert re.search(r"^USER superset$", dockerfile, flags=re.M), "not root"
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", dockerfile, flags=re.M).group(1))
+    assert entrypoint == ["bash", "/opt/platform/infra/superset/compose.sh"]
+    script = (ROOT / "infra/superset/compose.sh").read_text()
+    assert (init["command"], server["command"]) == (["init"], ["run"])
+    for subcommand in ("init", "run"):
+        assert re.search(rf"^  {subcommand}\)", script, flags=re.M), f"compose.sh has no {subcommand}"
+
+    # Order: roles and databases, then Trino, then the one-off init, then the server.
+    assert init["depends_on"] == {"postgres-init": {"condition": "service_completed_successfully"},
+                                  "trino": {"condition": "service_started"}}
+    assert server["depends_on"]["superset-init"] == {"condition": "service_completed_successfully"}
+    assert init["restart"] == "no"
+
+    # The web server on the host's loopback only, at the local default port.
+    assert "ports" not in init
+    assert published(server) == ["127.0.0.1:8091:8088"]
+    assert server["environment"]["SUPERSET_BIND"] == "0.0.0.0:8088"
+    assert "--bind \"${SUPERSET_BIND:?}\"" in script
+
+    # Both read trino-init's CA, read-only; only the init sees the passwords.
+    for service in (init, server):
+        assert service["volumes"] == ["trino-ca:/trino-ca:ro"]
+    assert "trino-ca:/trino-ca" in services["trino-init"]["volumes"]
+    assert not {"TRINO_BI_PASSWORD", "SUPERSET_ADMIN_PASSWORD"} & set(server["environment"])
+
+    # The connection superset-init imports: the repository's bundle, read by
+    # provision.py with superset-init's environment alone.
+    for key in [k for k in os.environ if k.startswith(("TRINO_", "SUPERSET_"))]:
+        monkeypatch.delenv(key)
+    for key, value in container_env(init).items():
+        monkeypatch.setenv(key, value)
+    contents = provision.read_bundle(ROOT / "infra/superset/assets", provision.placeholder_values())
+    databases = {name: yaml.safe_load(text) for name, text in contents.items() if name.startswith("databases/")}
+    assert len(databases) == 1
+    (name, database), = databases.items()
+    assert database["sqlalchemy_uri"] == "trino://bi:XXXXXXXXXX@trino:8443/iceberg"
+    assert database["extra"]["engine_params"]["connect_args"] == {
+        "http_scheme": "https", "verify": "/trino-ca/trino-ca.pem"}
+    assert provision.database_passwords(contents) == {name: "secret-of-TRINO_BI_PASSWORD"}
+    # Without TRINO_HOST (the local setup) the bundle's host stays.
+    monkeypatch.delenv("TRINO_HOST")
+    local = provision.read_bundle(ROOT / "infra/superset/assets", provision.placeholder_values())
+    assert yaml.safe_load(local[name])["sqlalchemy_uri"] == "trino://bi:XXXXXXXXXX@localhost:8443/iceberg"
+    monkeypatch.setenv("TRINO_HOST", "trino")
+    # Export puts the bundle's host back: the repository's file stays as it is.
+    assert provision.with_trino_host(
+        provision.with_placeholders(contents[name], provision.placeholder_values()), "trino", "localhost"
+    ) == (ROOT / "infra/superset/assets" / name).read_text()
+
+    # superset_config.py as the local writer makes it, from the server's environment.
+    config = tmp_path / "superset_config.py"
+    subprocess.run(["bash", "-euc", '. infra/superset/write_config.sh; write_superset_config compose'],
+                   cwd=ROOT, check=True, env={"PATH": os.environ["PATH"], "SUPERSET_CONFIG_PATH": str(config),
+                                              **container_env(server)})
+    assert config.stat().st_mode & 0o777 == 0o600
+    settings: dict = {}
+    exec(config.read_text(), settings)
+    assert settings["SQLALCHEMY_DATABASE_URI"] == (
+        "postgresql+psycopg2://superset:secret-of-PG_SUPERSET_PASSWORD@postgres:5432/superset")
+    assert settings["SECRET_KEY"] == "secret-of-SUPERSET_SECRET_KEY"
+    assert settings["PREVENT_UNSAFE_DB_CONNECTIONS"] is True
+    assert settings["TALISMAN_CONFIG"]["content_security_policy"]["default-src"] == ["'self'"]
