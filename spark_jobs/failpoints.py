@@ -4,7 +4,9 @@
 ``PIPELINE_FAILPOINT=<name>[@<seconds>]`` in the environment of a run makes it
 print ``FAILPOINT <name> reached`` when it gets to that point, then wait
 ``seconds`` (default: an hour, i.e. until it is killed), or until the process
-gets SIGUSR1, and go on. Unset, a failpoint costs one environment lookup. The
+gets SIGUSR1, and go on. Unset, a failpoint costs one environment lookup.
+``PIPELINE_FAILPOINT_HOLD_MB=<n>`` makes the paused process hold n MiB of
+memory meanwhile: a task over its container's limit, for YARN to kill. The
 points:
 
     written              every table of the stage written to its branch, before the audit
@@ -21,6 +23,7 @@ import threading
 import time
 
 VARIABLE = "PIPELINE_FAILPOINT"
+HOLD_VARIABLE = "PIPELINE_FAILPOINT_HOLD_MB"
 _fired: set[str] = set()
 
 
@@ -30,9 +33,9 @@ def active(name: str) -> bool:
 
 
 def settings() -> dict[str, str]:
-    """This process's failpoint variable, for code that runs where the
-    environment lacks it (a Spark task on a YARN container)."""
-    return {VARIABLE: os.environ[VARIABLE]} if VARIABLE in os.environ else {}
+    """This process's failpoint variables, for code that runs where the
+    environment lacks them (a Spark task on a YARN container)."""
+    return {key: os.environ[key] for key in (VARIABLE, HOLD_VARIABLE) if key in os.environ}
 
 
 def reached(name: str, env: dict[str, str] | None = None) -> None:
@@ -45,7 +48,8 @@ def reached(name: str, env: dict[str, str] | None = None) -> None:
         return
     _fired.add(name)
     wait = float(seconds) if seconds else 3600
-    message = f"FAILPOINT {name} reached (pid {os.getpid()})"
+    held = b"\1" * (int(env.get(HOLD_VARIABLE, "0")) << 20)  # written, so resident
+    message = f"FAILPOINT {name} reached (pid {os.getpid()}, holding {len(held) >> 20} MiB)"
     if threading.current_thread() is not threading.main_thread():  # a Spark task's thread: no signal
         print(message, file=sys.stderr, flush=True)
         time.sleep(wait)

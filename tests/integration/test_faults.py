@@ -5,7 +5,8 @@ Each scenario has a catalog of its own (a PostgreSQL database and a warehouse
 folder) where a first ingest run (RUN_A, the first date) is published; then a
 second run (RUN_B, the next dates) meets a fault: its driver killed with
 SIGKILL at a failpoint (spark_jobs/failpoints.py), the catalog's PostgreSQL
-stopped, another writer publishing first, a blocked gate. After the fault,
+stopped, another writer publishing first, a blocked gate, YARN killing a task
+over its memory limit. After the fault,
 ``main`` must show only audited rows; after the retry, every table must equal
 the same two runs done cleanly (REFERENCE), with one ops.job_runs row per run
 and stage and no duplicate quality result.
@@ -44,15 +45,30 @@ class Catalog:
                     "DATA_DOCS_DIR": str(tmp / "data_docs"), "GX_RESULTS_DIR": str(tmp / "gx"),
                     "SPARK_MASTER": "local[2]", "SPARK_SHUFFLE_PARTITIONS": "2", "SPARK_DRIVER_MEMORY": "1g",
                     "PYTHONPATH": str(ROOT)}
+        self.submit: list[str] | None = None
 
     def command(self, run: tuple[str, list[str]], landing: Path | None = None) -> list[str]:
         landing = landing or self.landing
         run_id, dates = run
-        return [sys.executable, "-m", "spark_jobs.ingest", "--run-id", run_id, *dates,
+        launch = self.submit or [sys.executable, "-m", "spark_jobs.ingest"]
+        return [*launch, "--run-id", run_id, *dates,
                 "--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")]
 
-    def ingest(self, run, landing: Path | None = None, failpoint: str | None = None) -> subprocess.CompletedProcess:
-        env = {**self.env, **({"PIPELINE_FAILPOINT": failpoint} if failpoint else {})}
+    def on_yarn(self, cluster) -> None:
+        """Later runs as the DAG's tasks submit them to YARN."""
+        from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
+
+        subprocess.run(["bash", str(ROOT / "infra/package.sh")], cwd=ROOT, check=True, capture_output=True)
+        self.env.update({**platform_env(), **cluster.env})
+        # Two attempts of a task before Spark gives its job up: the default 4
+        # only makes a failing scenario take longer.
+        self.submit = [str(SPARK_SUBMIT), "--master", "yarn", "--deploy-mode", "client",
+                       "--conf", "spark.task.maxFailures=2",
+                       "--py-files", str(ROOT / ".local/dist/pipeline.zip"), "spark_jobs/ingest.py"]
+
+    def ingest(self, run, landing: Path | None = None, failpoint: str | None = None,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        env = {**self.env, **({"PIPELINE_FAILPOINT": failpoint} if failpoint else {}), **(env or {})}
         proc = subprocess.run(self.command(run, landing), cwd=ROOT, env=env, capture_output=True, text=True)
         errors = [line for line in proc.stderr.splitlines() if "Error" in line or "Exception" in line]
         print(proc.stdout[-3000:], *errors[:20], sep="\n")
@@ -210,6 +226,39 @@ def test_catalog_database_stopped_during_a_stage_then_started_again(published, r
     # A long-lived session (a notebook, the test session) reconnects instead of
     # failing on the connections the restart ended.
     assert spark.table(JOB_RUNS.identifier).count() == runs_before
+
+
+@pytest.fixture(scope="module")
+def yarn(platform):
+    from tests.e2e.yarn_service import running_yarn
+
+    with running_yarn() as cluster:
+        yield cluster
+
+
+def live_yarn_apps(cluster) -> list[dict]:
+    from tests.e2e.yarn_service import get_json
+
+    apps = (get_json(f"{cluster.rm_url}/ws/v1/cluster/apps").get("apps") or {}).get("app", [])
+    return [a for a in apps if a["state"] in ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")]
+
+
+def test_a_task_killed_by_yarn_for_memory_is_a_fault_and_its_retry_publishes(published, reference, yarn):
+    published.on_yarn(yarn)
+    # The write's tasks each hold 2 GiB in their Python worker: over the
+    # executor container's 1.5 GB, so the NodeManager kills the container,
+    # every attempt of the task, until Spark gives the job up.
+    run = published.ingest(RUN_B, failpoint="in_write:bronze.interactions@120",
+                           env={"PIPELINE_FAILPOINT_HOLD_MB": "2048"})
+    assert run.returncode not in (0, GATE_BLOCKED_EXIT), run.stderr[-3000:]  # a fault, not a verdict: retried
+    assert "physical memory" in run.stderr, run.stderr[-3000:]  # YARN's kill, not another failure
+    assert_main_is_run_a(published)
+    assert not live_yarn_apps(yarn)
+
+    retry = published.ingest(RUN_B)
+    assert retry.returncode == 0, retry.stderr[-3000:]
+    assert_recovered(published, reference)
+    assert not live_yarn_apps(yarn)
 
 
 def test_a_run_that_publishes_first_makes_the_other_rebuild_not_lose_dates(published, reference_catalog):
