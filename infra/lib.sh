@@ -44,6 +44,11 @@ platform_env_default() {
 # The settings every component reads. Made once per checkout with fresh
 # passwords and free ports; never committed (.local/ is ignored).
 ensure_platform_env() {
+  mkdir -p "$(dirname "$PLATFORM_ENV_FILE")"
+  # Scripts started side by side must not both write a setting (two passwords).
+  local lock
+  exec {lock}>>"$PLATFORM_ENV_FILE.lock"
+  flock "$lock"
   if [ ! -f "$PLATFORM_ENV_FILE" ]; then
     umask 077
     cat > "$PLATFORM_ENV_FILE" <<ENV
@@ -81,6 +86,8 @@ ENV
   platform_env_default PG_AIRFLOW_PASSWORD gen_secret
   platform_env_default PG_SUPERSET_USER echo superset
   platform_env_default PG_SUPERSET_PASSWORD gen_secret
+  flock -u "$lock"
+  exec {lock}>&-
   # A variable the caller already exported wins over the generated file (tests
   # point ICEBERG_CATALOG_DB and ICEBERG_WAREHOUSE at their own catalog).
   local line key
