@@ -15,8 +15,8 @@ CLIENT_ROLES = ("PG_CATALOG", "PG_TRINO", "PG_AIRFLOW", "PG_SUPERSET")
 
 
 @pytest.fixture(scope="module")
-def catalog_db(spark) -> str:
-    spark.sql("SHOW NAMESPACES").collect()  # Iceberg's JdbcCatalog has made its tables, as PG_CATALOG
+def catalog_db(pipeline_run) -> str:
+    """The test catalog once the pipeline wrote its tables (as PG_CATALOG)."""
     return config.settings()["ICEBERG_CATALOG_DB"]
 
 
@@ -51,6 +51,7 @@ def test_the_catalog_role_owns_the_catalog_and_nothing_else(catalog_db):
 
 def test_trino_reads_the_catalog_and_moves_table_pointers_only(catalog_db):
     tables = query(catalog_db, "SELECT table_namespace, table_name FROM iceberg_tables ORDER BY 1, 2")
+    assert ("gold", "sessions") in tables
     assert query(catalog_db, "SELECT table_namespace, table_name FROM iceberg_tables ORDER BY 1, 2", "PG_TRINO") == tables
     # A commit through Trino (the maintenance DAG's optimize) is an UPDATE of the pointer.
     query(catalog_db, "UPDATE iceberg_tables SET metadata_location = metadata_location WHERE false", "PG_TRINO")
