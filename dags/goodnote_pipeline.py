@@ -38,7 +38,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from pipeline_tasks import STAGES, StageOperator, trigger_form
+from pipeline_tasks import PIPELINES, stage_tasks, trigger_form
+
+STAGES = PIPELINES["goodnote_pipeline"]
 
 with DAG(
     dag_id="goodnote_pipeline",
@@ -58,9 +60,6 @@ with DAG(
         "max_retry_delay": timedelta(minutes=10),
         "execution_timeout": timedelta(hours=2),
     },
-    params=trigger_form(),
+    params=trigger_form(STAGES),
 ) as dag:
-    tasks = {stage.name: StageOperator(stage=stage) for stage in STAGES}
-    for stage in STAGES:
-        for upstream in stage.after:
-            tasks[upstream] >> tasks[stage.name]
+    stage_tasks(STAGES)

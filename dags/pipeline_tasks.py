@@ -3,7 +3,7 @@ and publishes; its trigger-form fields, its assets, its retries.
 
 Everything about a stage comes from its declaration (spark_jobs/<stage>.py,
 listed in spark_jobs/pipeline.py): the application, the tables (assets), the
-options (trigger-form params). Imported by ``goodnote_pipeline.py``; listed in
+options (trigger-form params). Imported by the DAG of each pipeline; listed in
 ``.airflowignore`` because it defines no DAG. Nothing here does I/O at import
 time: the connection, the process table and the YARN ResourceManager are only
 touched inside ``StageOperator.execute``, on a worker.
@@ -37,7 +37,7 @@ CATALOG = "iceberg"
 # interpreter's path only: spark-submit children must get it from the zip.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
-from spark_jobs.pipeline import STAGES  # noqa: E402
+from spark_jobs.pipeline import PIPELINES  # noqa: E402
 from spark_jobs.stage import GATE_BLOCKED_EXIT, Stage, wap_branch  # noqa: E402
 
 DEFAULT_DATA_DOCS_PORT = 8765
@@ -54,19 +54,30 @@ def stage_assets(stage: Stage) -> list[Asset]:
     return [table_asset(t) for t in stage.tables]
 
 
-def trigger_form() -> dict[str, Param]:
-    """The run's dates, then every option of every stage, with its default and bounds."""
-    form = {
-        "start_date": Param(None, **DATE, description="First event date (inclusive); overrides the data interval."),
-        "end_date": Param(None, **DATE, description="Last event date (inclusive); defaults to start_date."),
-        "full_refresh": Param(False, type="boolean", description="Process every date in the landing zone."),
-    }
-    for stage in STAGES:
+def trigger_form(stages: list[Stage]) -> dict[str, Param]:
+    """The run's dates (when its stages take dates), then every option of every stage, with its default and bounds."""
+    form = {}
+    if any(stage.dated for stage in stages):
+        form = {
+            "start_date": Param(None, **DATE, description="First event date (inclusive); overrides the data interval."),
+            "end_date": Param(None, **DATE, description="Last event date (inclusive); defaults to start_date."),
+            "full_refresh": Param(False, type="boolean", description="Process every date in the landing zone."),
+        }
+    for stage in stages:
         for p in stage.params:
             if p.name in form:
                 raise ValueError(f"stage option {p.name} of {stage.name} is declared by another stage too")
             form[p.name] = Param(p.form_default(), **p.json_schema(), description=p.help, section=f"{stage.name} options")
     return form
+
+
+def stage_tasks(stages: list[Stage]) -> dict[str, "StageOperator"]:
+    """One task per stage, each downstream of the stages it reads (``Stage.after``); call inside the DAG."""
+    tasks = {stage.name: StageOperator(stage=stage) for stage in stages}
+    for stage in stages:
+        for upstream in stage.after:
+            tasks[upstream] >> tasks[stage.name]
+    return tasks
 
 
 def stage_options(stage: Stage, params: dict[str, Any]) -> list[str]:
@@ -243,7 +254,8 @@ class StageOperator(SparkSubmitOperator):
     def execute(self, context: Any) -> None:
         dag_id, run_id = context["dag"].dag_id, context["run_id"]
         params = context["params"]
-        dates = event_dates(params, context.get("data_interval_start"), context.get("data_interval_end"))
+        dates = (event_dates(params, context.get("data_interval_start"), context.get("data_interval_end"))
+                 if self._declaration.dated else None)
         # Kept apart so that a second execute() of the same object (dag.test()
         # retries in-process) does not append the run's arguments twice.
         self._templated_args = getattr(self, "_templated_args", None) or list(self.application_args)

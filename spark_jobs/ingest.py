@@ -25,6 +25,12 @@ INTERACTION_COLUMNS = (
     "action_type STRING, page_id STRING, duration_ms BIGINT NOT NULL, app_version STRING NOT NULL"
 )
 USER_COLUMNS = "join_date DATE, country STRING, device_type STRING, subscription_type STRING"
+# Written by every ingest, each dataset's rows by its own stage.
+REJECTED_ROWS = TableSpec("bronze.rejected_rows",
+                          "dataset STRING NOT NULL, event_date DATE, source_file STRING, raw STRING, "
+                          "reason STRING NOT NULL, run_id STRING NOT NULL",
+                          "dataset, event_date",
+                          "Landing rows that failed parsing, with the reason; event_date is NULL when unknown")
 
 
 def _landing(name: str) -> str:
@@ -152,13 +158,8 @@ STAGE = Stage(
         Output(TableSpec("bronze.user_metadata", f"user_id STRING NOT NULL, {USER_COLUMNS}, source_file STRING", "",
                          "Accepted landing user metadata as read"),
                WHOLE_TABLE),
-        Output(TableSpec("bronze.rejected_rows",
-                         "dataset STRING NOT NULL, event_date DATE, source_file STRING, raw STRING, "
-                         "reason STRING NOT NULL, run_id STRING NOT NULL",
-                         "dataset, event_date",
-                         "Landing rows that failed parsing, with the reason; event_date is NULL when unknown"),
-               Owns("interaction rejects of the run's dates or of no date, and every metadata reject",
-                    _rejected_rows_of_run)),
+        Output(REJECTED_ROWS, Owns("interaction rejects of the run's dates or of no date, and every metadata reject",
+                                   _rejected_rows_of_run)),
     ),
     compute=compute,
     params=(

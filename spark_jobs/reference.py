@@ -1,4 +1,4 @@
-"""docs/stages.md, written from the stage declarations (spark_jobs/pipeline.py STAGES).
+"""docs/stages.md, written from the stage declarations (spark_jobs/pipeline.py PIPELINES).
 
     python -m spark_jobs.reference            # rewrites docs/stages.md
     python -m spark_jobs.reference --check    # exits 1 if docs/stages.md is not what the declarations say
@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from spark_jobs.pipeline import STAGES
-from spark_jobs.stage import Param
+from spark_jobs.pipeline import PIPELINES
+from spark_jobs.stage import Param, Stage
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "stages.md"
 
@@ -47,28 +47,37 @@ def render() -> str:
         "Written by `python -m spark_jobs.reference` from the stage declarations",
         "(`spark_jobs/<stage>.py`); do not edit by hand.",
         "",
-        "Every option is a flag of its stage's job (`spark_jobs/<stage>.py`), of the",
-        "one-application `spark_jobs/pipeline.py`, and a field of the `goodnote_pipeline`",
-        "trigger form (same name with underscores), with the same default and bounds.",
-        "Every stage also takes `--run-id`, `--start-date`, `--end-date` and `--branch`.",
+        "Each pipeline is a DAG of the same name. Every option is a flag of its stage's",
+        "job (`spark_jobs/<stage>.py`), of the one-application `spark_jobs/pipeline.py",
+        "--pipeline NAME`, and a field of the DAG's trigger form (same name with",
+        "underscores), with the same default and bounds. Every stage also takes",
+        "`--run-id` and `--branch`; a stage that processes dates, `--start-date` and",
+        "`--end-date`.",
         "",
         "A run of a stage rewrites, in each of its tables, exactly the rows listed under",
         "*rows a run owns*; its quality gate validates exactly those rows before they",
         "are published.",
     ]
-    for stage in STAGES:
-        lines += ["", f"## {stage.name}", "", stage.description.strip().splitlines()[0], ""]
-        if stage.after:
-            lines += [f"Runs after: {', '.join(stage.after)}.", ""]
-        if stage.params:
-            lines += ["| option | default | bounds | what it does |", "|---|---|---|---|"]
-            lines += [f"| `{p.flag}` | {_default(p)} | {_bounds(p)} | {p.help} |" for p in stage.params]
-            lines.append("")
-        lines += ["| table | partitioned by | rows a run owns | columns |", "|---|---|---|---|"]
-        for o in stage.outputs:
-            columns = ", ".join(f"`{c.strip().split(' ')[0]}`" for c in o.table.columns.split(","))
-            lines.append(f"| `{o.name}` | {o.table.partitioned_by or '(none)'} | {o.owns.describe} | {columns} |")
+    for pipeline, stages in PIPELINES.items():
+        lines += ["", f"# Pipeline `{pipeline}`"]
+        for stage in stages:
+            lines += _stage(stage)
     return "\n".join(lines) + "\n"
+
+
+def _stage(stage: Stage) -> list[str]:
+    lines = ["", f"## {stage.name}", "", stage.description.strip().splitlines()[0], ""]
+    if stage.after:
+        lines += [f"Runs after: {', '.join(stage.after)}.", ""]
+    if stage.params:
+        lines += ["| option | default | bounds | what it does |", "|---|---|---|---|"]
+        lines += [f"| `{p.flag}` | {_default(p)} | {_bounds(p)} | {p.help} |" for p in stage.params]
+        lines.append("")
+    lines += ["| table | partitioned by | rows a run owns | columns |", "|---|---|---|---|"]
+    for o in stage.outputs:
+        columns = ", ".join(f"`{c.strip().split(' ')[0]}`" for c in o.table.columns.split(","))
+        lines.append(f"| `{o.name}` | {o.table.partitioned_by or '(none)'} | {o.owns.describe} | {columns} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

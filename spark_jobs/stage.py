@@ -207,6 +207,8 @@ class Stage:
     # Run-time values the suites refer to as {"$PARAMETER": name}, besides the params.
     suite_parameters: Callable[["StageRun"], dict] = lambda run: {}
     session_conf: dict = field(default_factory=dict)  # Spark SQL settings for this stage only
+    # Whether a run processes a range of dates (--start-date/--end-date), or all of its input.
+    dated: bool = True
 
     @property
     def tables(self) -> list[str]:
@@ -220,7 +222,7 @@ class Stage:
 
     def parser(self) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(prog=f"spark_jobs/{self.name}.py", description=self.description)
-        add_run_arguments(parser)
+        add_run_arguments(parser, self.dated)
         for p in self.params:
             p.add_to(parser)
         return parser
@@ -383,23 +385,25 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser, dated: bool = True) -> None:
     parser.add_argument("--run-id", default=None, help="identifies the run in ops tables (default: manual__<utc time>)")
-    parser.add_argument("--start-date", type=_date, help="first event date to process (inclusive)")
-    parser.add_argument("--end-date", type=_date, help="last event date to process (inclusive)")
+    if dated:
+        parser.add_argument("--start-date", type=_date, help="first event date to process (inclusive)")
+        parser.add_argument("--end-date", type=_date, help="last event date to process (inclusive)")
     parser.add_argument("--branch", default=None,
                         help="the Iceberg branch the run writes and audits before publishing (default: wap_<run id>)")
 
 
 def parse_run_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, DateRange]:
     args = parser.parse_args(argv)
-    if (args.start_date is None) != (args.end_date is None):
-        args.start_date = args.start_date or args.end_date
-        args.end_date = args.end_date or args.start_date
-    if args.start_date and args.start_date > args.end_date:
-        parser.error(f"--start-date {args.start_date} is after --end-date {args.end_date}")
+    start, end = getattr(args, "start_date", None), getattr(args, "end_date", None)
+    if (start is None) != (end is None):
+        start = args.start_date = start or end
+        end = args.end_date = end or start
+    if start and start > end:
+        parser.error(f"--start-date {start} is after --end-date {end}")
     if args.run_id is None:
         args.run_id = "manual__" + dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     if args.branch is not None and not re.fullmatch(r"[A-Za-z0-9_]+", args.branch):
         parser.error(f"--branch must match [A-Za-z0-9_]+, got {args.branch!r}")
-    return args, DateRange(args.start_date, args.end_date)
+    return args, DateRange(start, end)

@@ -40,11 +40,13 @@ def url(relative_path: str, port: int | None = None) -> str:
     return f"http://localhost:{port or data_docs_port()}/{relative_path}"
 
 
-def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables: list[dict]) -> str:
+def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables: list[dict],
+                     input_report: dict | None = None) -> str:
     """One page per gate run: the verdict, each table's failed expectations and its GX page.
 
     ``tables``: dicts with table, owns (the rows validated), snapshot_id, passed,
     page (relative to the Data Docs root or None), failures (list of strings), published (str).
+    ``input_report``: figures about the input the stage read (name -> value), shown first.
     """
     e = html.escape
     rows = []
@@ -54,13 +56,18 @@ def render_gate_page(run_id: str, stage: str, branch: str, verdict: str, tables:
         status = "passed" if t["passed"] else "FAILED"
         rows.append(f"<tr><td>{e(t['table'])}</td><td>{e(t['owns'])}</td><td>{e(str(t['snapshot_id']))}</td><td class='{status}'>{status}</td>"
                     f"<td><ul>{failures}</ul></td><td>{e(t.get('published', ''))}</td><td>{link}</td></tr>")
+    report = ""
+    if input_report:
+        cells = "".join(f"<tr><td>{e(str(k))}</td><td class='n'>{e(f'{v:,}' if isinstance(v, int) else str(v))}</td></tr>"
+                        for k, v in input_report.items())
+        report = f"<h2>Input</h2><table class='report'>{cells}</table><h2>Tables</h2>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>gate {e(stage)} {e(run_id)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{border:1px solid #ccc;padding:4px;vertical-align:top}}
-table{{border-collapse:collapse}} .FAILED{{color:#b00;font-weight:bold}} .passed{{color:#070}}</style></head>
+table{{border-collapse:collapse}} .n{{text-align:right}} .FAILED{{color:#b00;font-weight:bold}} .passed{{color:#070}}</style></head>
 <body><h1>Quality gate <code>{e(stage)}</code>: {e(verdict)}</h1>
 <p>run <code>{e(run_id)}</code>, branch <code>{e(branch)}</code>. <a href="../../index.html">All validations</a></p>
-<table><tr><th>table</th><th>rows validated</th><th>branch snapshot</th><th>result</th><th>failed expectations</th><th>publishing</th><th>details</th></tr>
+{report}<table><tr><th>table</th><th>rows validated</th><th>branch snapshot</th><th>result</th><th>failed expectations</th><th>publishing</th><th>details</th></tr>
 {''.join(rows)}
 </table></body></html>
 """

@@ -163,4 +163,5 @@ def write_page(run: "StageRun", result: GateResult) -> None:
         [{"table": v.table, "snapshot_id": result.refs[v.table].branch, "passed": v.passed,
           "page": v.data_docs_page, "published": result.published.get(v.table, ""),
           "owns": run.stage.output(v.table).owns.describe,
-          "failures": [o.describe() for o in v.outcomes if not o.success]} for v in result.validations]))
+          "failures": [o.describe() for o in v.outcomes if not o.success]} for v in result.validations],
+        run.record.metrics.get("input_report")))

@@ -9,40 +9,53 @@ SESSION_DIMENSIONS = ["device_type", "country"]
 DEFAULT_GAP_SECONDS = 1800
 
 
-def sessionize(enriched: DataFrame, gap_seconds: int = DEFAULT_GAP_SECONDS) -> DataFrame:
-    """gold.sessions rows. A session starts at a user's first event and at every
-    event more than ``gap_seconds`` after the previous one (exactly the gap
-    continues it)."""
-    by_user = Window.partitionBy("user_id").orderBy(*EVENT_ORDER)
-    gap_before = F.unix_timestamp("event_ts") - F.unix_timestamp(F.lag("event_ts").over(by_user))
-    gap_after = F.unix_timestamp(F.lead("event_ts").over(by_user)) - F.unix_timestamp("event_ts")
-    events = enriched.select(
-        "user_id", *EVENT_ORDER, *SESSION_DIMENSIONS,
+def sessions_of(events: DataFrame, gap_seconds: int, time: str, order: list[str], user: str = "user_id",
+                keep: tuple[str, ...] = ()) -> DataFrame:
+    """One row per session of ``events``: ``user``, ``session_start``,
+    ``session_end`` (the times of its first and last event) and ``events`` (its
+    rows), and the columns ``keep`` of its last event.
+
+    A user's events are ordered by ``time`` then ``order``; a session starts at
+    a user's first event and at every event more than ``gap_seconds`` after the
+    previous one (exactly the gap continues it)."""
+    by_user = Window.partitionBy(user).orderBy(time, *order)
+    gap_before = F.unix_timestamp(time) - F.unix_timestamp(F.lag(time).over(by_user))
+    gap_after = F.unix_timestamp(F.lead(time).over(by_user)) - F.unix_timestamp(time)
+    marked = events.select(
+        user, time, *order, *[c for c in keep if c not in (user, time, *order)],
         F.row_number().over(by_user).alias("position"),
         F.coalesce(gap_before > gap_seconds, F.lit(True)).alias("is_first"),
         F.coalesce(gap_after > gap_seconds, F.lit(True)).alias("is_last"),
     )
     # Each session is read off its last event, the running values of the window
     # carrying its first event's time and position: no aggregation of the events.
-    # Event times never decrease in this order, so the latest first event so far
-    # is the current session's.
+    # Times never decrease in this order, so the latest first event so far is
+    # the current session's.
     so_far = by_user.rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    last_events = events.select(
+    last_events = marked.select(
         "*",
-        F.max(F.when(F.col("is_first"), F.col("event_ts"))).over(so_far).alias("session_start"),
+        F.max(F.when(F.col("is_first"), F.col(time))).over(so_far).alias("session_start"),
         F.max(F.when(F.col("is_first"), F.col("position"))).over(so_far).alias("first_position"),
     ).where(F.col("is_last"))
-    actions = (F.col("position") - F.col("first_position") + 1).cast("long")
-    elapsed_ms = (F.unix_micros("event_ts") - F.unix_micros("session_start")) / 1000
-    # device_type and country are constant per user in silver; the last event's are the session's.
     return last_events.select(
+        user, "session_start", F.col(time).alias("session_end"),
+        (F.col("position") - F.col("first_position") + 1).cast("long").alias("events"), *keep,
+    )
+
+
+def sessionize(enriched: DataFrame, gap_seconds: int = DEFAULT_GAP_SECONDS) -> DataFrame:
+    """gold.sessions rows of the events of silver.interactions_enriched."""
+    sessions = sessions_of(enriched, gap_seconds, "event_ts", EVENT_ORDER[1:],
+                           keep=("duration_ms", *SESSION_DIMENSIONS))
+    elapsed_ms = (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1000
+    # device_type and country are constant per user in silver; the last event's are the session's.
+    return sessions.select(
         session_id(F.col("user_id"), F.col("session_start")).alias("session_id"),
-        "user_id", "session_start",
-        F.col("event_ts").alias("session_end"),
+        "user_id", "session_start", "session_end",
         F.to_date("session_start").alias("session_date"),
-        actions.alias("actions"),
+        F.col("events").alias("actions"),
         (elapsed_ms.cast("long") + F.col("duration_ms")).alias("session_duration_ms"),
-        (actions == 1).alias("is_bounce"),
+        (F.col("events") == 1).alias("is_bounce"),
         "device_type", "country",
     )
 

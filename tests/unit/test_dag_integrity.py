@@ -57,22 +57,28 @@ def accepts(param, value):
     except ParamValidationError:
         return False
 
-GOOD = {"start_date": "2023-07-01", "end_date": None, "full_refresh": True, "salt_buckets": 16,
-        "hot_key_min_share": 0.05, "broadcast_max_bytes": 10485760, "join_strategy": "salted",
-        "session_gap_seconds": 1200, "duration_cap_ms": 0, "power_user_fraction": 1,
-        "latency_actions": ["page_view", "edit"], "anomaly_min_events": 1, "max_rejected_share": 0.5,
-        "interactions": "/data/in", "metadata": None}
-BAD = {"start_date": "07/01/2023", "end_date": "2023-13-01", "full_refresh": "yes", "salt_buckets": 0,
-       "hot_key_min_share": 1.5, "broadcast_max_bytes": "ten", "join_strategy": "random",
-       "session_gap_seconds": 0, "duration_cap_ms": -1, "power_user_fraction": 0,
-       "latency_actions": [], "anomaly_min_events": 2.5, "max_rejected_share": 1.01, "interactions": 3}
+GOOD = {"goodnote_pipeline": {
+            "start_date": "2023-07-01", "end_date": None, "full_refresh": True, "salt_buckets": 16,
+            "hot_key_min_share": 0.05, "broadcast_max_bytes": 10485760, "join_strategy": "salted",
+            "session_gap_seconds": 1200, "duration_cap_ms": 0, "power_user_fraction": 1,
+            "latency_actions": ["page_view", "edit"], "anomaly_min_events": 1, "max_rejected_share": 0.5,
+            "interactions": "/data/in", "metadata": None},
+        "lastfm_sessions": {"plays": "/data/plays.tsv", "max_rejected_share": 0, "session_gap_seconds": 1,
+                            "top_sessions": 1, "top_songs": 1000}}
+BAD = {"goodnote_pipeline": {
+           "start_date": "07/01/2023", "end_date": "2023-13-01", "full_refresh": "yes", "salt_buckets": 0,
+           "hot_key_min_share": 1.5, "broadcast_max_bytes": "ten", "join_strategy": "random",
+           "session_gap_seconds": 0, "duration_cap_ms": -1, "power_user_fraction": 0,
+           "latency_actions": [], "anomaly_min_events": 2.5, "max_rejected_share": 1.01, "interactions": 3},
+       "lastfm_sessions": {"plays": 3, "max_rejected_share": -0.1, "session_gap_seconds": 0, "top_sessions": 0,
+                           "top_songs": 2.5}}
 
-def describe_params(params):
+def describe_params(dag_id, params):
     return {
         "names": sorted(params.keys()),
         "defaults": {name: params[name] for name in params.keys()},
-        "good": {name: accepts(params.get_param(name), value) for name, value in GOOD.items()},
-        "bad": {name: accepts(params.get_param(name), value) for name, value in BAD.items()},
+        "good": {name: accepts(params.get_param(name), value) for name, value in GOOD[dag_id].items()},
+        "bad": {name: accepts(params.get_param(name), value) for name, value in BAD[dag_id].items()},
     }
 
 described = {}
@@ -85,7 +91,7 @@ for dag_id, dag in bag.dags.items():
         "tags": sorted(dag.tags),
         "max_active_runs": dag.max_active_runs,
         "timetable": type(dag.timetable).__name__,
-        "timetable_summary": dag.timetable.expression,
+        "timetable_summary": getattr(dag.timetable, "expression", None),
         "order": [t.task_id for t in dag.topological_sort()],
         "tasks": {
             t.task_id: {
@@ -101,7 +107,7 @@ for dag_id, dag in bag.dags.items():
             }
             for t in dag.tasks
         },
-        "params": describe_params(dag.params) if dag_id == "goodnote_pipeline" else None,
+        "params": describe_params(dag_id, dag.params) if dag_id in GOOD else None,
     }
 print("DAGBAG_JSON" + json.dumps({"import_errors": bag.import_errors, "dags": described,
                                   "helpers_imported": helpers_imported}))
@@ -127,6 +133,11 @@ def parsed(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def dag(parsed) -> dict:
     return parsed["dags"]["goodnote_pipeline"]
+
+
+@pytest.fixture(scope="module")
+def lastfm_dag(parsed) -> dict:
+    return parsed["dags"]["lastfm_sessions"]
 
 
 def ignored_names() -> set[str]:
@@ -207,26 +218,44 @@ def test_the_trigger_form_has_every_stage_option_with_the_contract_defaults(dag)
     }
 
 
-def test_params_schema_accepts_good_and_rejects_bad_values(dag):
-    assert dag["params"]["good"] == dict.fromkeys(dag["params"]["good"], True)
-    assert dag["params"]["bad"] == dict.fromkeys(dag["params"]["bad"], False)
+@pytest.mark.parametrize("dag_id", ["goodnote_pipeline", "lastfm_sessions"])
+def test_params_schema_accepts_good_and_rejects_bad_values(parsed, dag_id):
+    params = parsed["dags"][dag_id]["params"]
+    assert params["good"] == dict.fromkeys(params["good"], True)
+    assert params["bad"] == dict.fromkeys(params["bad"], False)
 
 
-def test_dag_form_and_job_command_lines_come_from_the_same_declarations(dag):
+@pytest.mark.parametrize("dag_id", ["goodnote_pipeline", "lastfm_sessions"])
+def test_dag_form_and_job_command_lines_come_from_the_same_declarations(parsed, dag_id):
     """Every stage option is a form field and a flag of its job (and of the
     one-application pipeline); every stage is a task whose outlets are its tables."""
     from spark_jobs import pipeline
 
+    dag, stages = parsed["dags"][dag_id], pipeline.PIPELINES[dag_id]
     form_fields = set(dag["params"]["names"]) - {"start_date", "end_date", "full_refresh"}
-    assert set(dag["tasks"]) == {stage.name for stage in pipeline.STAGES}
-    all_flags = set(pipeline.parser()._option_string_actions)
-    for stage in pipeline.STAGES:
+    assert set(dag["tasks"]) == {stage.name for stage in stages}
+    all_flags = set(pipeline.parser(dag_id)._option_string_actions)
+    for stage in stages:
         job_flags = set(stage.parser()._option_string_actions)
         assert dag["tasks"][stage.name]["outlets"] == [f"iceberg.{t}" for t in stage.tables]
         for p in stage.params:
             assert p.name in form_fields and p.flag in job_flags and p.flag in all_flags, p.name
         form_fields -= {p.name for p in stage.params}
     assert form_fields == set(), f"form fields no stage declares: {form_fields}"
+
+
+def test_lastfm_dag_is_triggered_by_hand_with_its_options_in_the_form(lastfm_dag):
+    assert (lastfm_dag["timetable"], lastfm_dag["catchup"], lastfm_dag["max_active_runs"]) == ("NullTimetable", False, 1)
+    assert {task_id: (t["upstream"], t["outlets"], t["application"], t["retries"])
+            for task_id, t in lastfm_dag["tasks"].items()} == {
+        "lastfm_ingest": ([], ["iceberg.bronze.lastfm_plays", "iceberg.bronze.rejected_rows"],
+                          str(ROOT / "spark_jobs" / "lastfm_ingest.py"), 2),
+        "lastfm_sessions": (["lastfm_ingest"], ["iceberg.gold.lastfm_top_sessions", "iceberg.gold.lastfm_top_songs"],
+                            str(ROOT / "spark_jobs" / "lastfm_sessions.py"), 2),
+    }
+    # No dates: a run reads the whole dump.
+    assert lastfm_dag["params"]["defaults"] == {"plays": None, "max_rejected_share": 0.05,
+                                                "session_gap_seconds": 1200, "top_sessions": 50, "top_songs": 10}
 
 
 def test_stage_options_become_the_jobs_flags():

@@ -375,7 +375,10 @@ def test_the_rejected_rows_suite_knows_every_reason():
     suite = json.loads((Path(__file__).resolve().parents[2] / "expectations" / "bronze.rejected_rows.json").read_text())
     (in_set,) = [e for e in suite["expectations"] if e["type"] == "expect_column_values_to_be_in_set"]
     assert in_set["kwargs"]["column"] == "reason"
-    assert set(in_set["kwargs"]["value_set"]) == set(T.INTERACTION_REASONS) | set(T.METADATA_REASONS)
+    from spark_jobs.transforms import lastfm
+
+    assert set(in_set["kwargs"]["value_set"]) == (set(T.INTERACTION_REASONS) | set(T.METADATA_REASONS)
+                                                  | set(lastfm.REASONS))
 
 
 def test_generated_malformed_lines_are_rejected_with_their_reasons(spark, tmp_path):

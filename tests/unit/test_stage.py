@@ -8,7 +8,7 @@ import pytest
 
 from spark_jobs import reference
 from spark_jobs.common import DateRange
-from spark_jobs.pipeline import BY_NAME, STAGES
+from spark_jobs.pipeline import BY_NAME, PIPELINES, STAGES
 from spark_jobs.stage import WHOLE_TABLE, Param, dates_from, run_dates, run_months, wap_branch
 
 D = dt.date.fromisoformat
@@ -57,8 +57,9 @@ def test_the_run_branch_is_the_run_id_made_safe():
     assert wap_branch("scheduled__2023-07-02T00:00:00+00:00") == "wap_scheduled_2023_07_02t00_00_00_00_00"
 
 
-def test_every_option_name_is_unique_across_stages():
-    names = [p.name for s in STAGES for p in s.params]
+@pytest.mark.parametrize("pipeline", list(PIPELINES))
+def test_every_option_name_is_unique_across_the_stages_of_a_pipeline(pipeline):
+    names = [p.name for s in PIPELINES[pipeline] for p in s.params]
     assert len(names) == len(set(names))
 
 
