@@ -37,7 +37,9 @@ def compute(run: StageRun) -> None:
     observed = classified.observe(
         counts, F.count(F.lit(1)).alias("rows_read"),
         *[F.sum((F.col("reject_reason") == r).cast("long")).alias(r) for r in T.REASONS])
-    run.write(PLAYS, T.accepted_plays(observed))
+    # Years of days: each day's plays in one task, sorted, so each task writes one file at a time.
+    by_day = T.accepted_plays(observed).repartition("play_date").sortWithinPartitions("play_date")
+    run.write(PLAYS, by_day, sorted_by_partition=True)
     run.write("bronze.rejected_rows", T.rejected_plays(classified, run.run_id))
     c = counts.get
     rejected = {r: c[r] for r in T.REASONS if c[r]}

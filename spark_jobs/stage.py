@@ -331,6 +331,10 @@ class StageRun:
 
         create_tables(self.spark, [o.table for o in self.stage.outputs])
         for o in self.stage.outputs:
+            if self.branch in (heads := branch_heads(self.spark, o.name)) and heads.get("main") is None:
+                # Iceberg replaces a branch only with main's snapshot: on a table main has
+                # none of (an earlier attempt of its first run), the branch is made anew.
+                self.spark.sql(f"ALTER TABLE {o.table.identifier} DROP BRANCH {self.branch}")
             self.spark.sql(f"ALTER TABLE {o.table.identifier} CREATE OR REPLACE BRANCH {self.branch}")
             heads = branch_heads(self.spark, o.name)
             # The branch starts at main's snapshot; on a table main has none of, at an empty one.
@@ -344,13 +348,18 @@ class StageRun:
         """This run's branch of one of its own outputs, as written so far."""
         return self.spark.table(self.branch_identifier(table))
 
-    def write(self, table: str, df: DataFrame, clustered_by_partition: bool = False) -> None:
+    def write(self, table: str, df: DataFrame, clustered_by_partition: bool = False,
+              sorted_by_partition: bool = False) -> None:
         """Replaces the rows the run owns in ``table`` (on its branch) with ``df``, in one commit.
 
         A row of ``df`` outside them fails the write: it would land where no
         later run replaces it and no audit of this run looks.
         ``clustered_by_partition`` says each task of ``df`` already holds the rows
-        of a few partitions only, so Iceberg's shuffle by partition is skipped."""
+        of a few partitions only, so Iceberg's shuffle by partition is skipped.
+        ``sorted_by_partition`` says each task of ``df`` holds whole partitions,
+        sorted by them: its writer then keeps one file open at a time, where
+        Iceberg's own writer opens one per partition the task holds at once (of
+        a table of a thousand days, too many to buffer)."""
         owns = self.stage.output(table).owns
         owned = owns.rows(self)
         outside = F.raise_error(F.lit(f"{table}: run {self.run_id} wrote a row outside the rows it owns "
@@ -361,8 +370,10 @@ class StageRun:
             pause = F.udf(lambda: failpoints.reached(point, env) or True, "boolean").asNondeterministic()
             guarded = guarded.where(pause())
         writer = guarded.writeTo(self.branch_identifier(table))
-        if clustered_by_partition:
+        if clustered_by_partition or sorted_by_partition:
             writer = writer.option("distribution-mode", "none")
+        if sorted_by_partition:
+            writer = writer.option("fanout-enabled", "false")
         writer.overwrite(owned)
         self.written.add(table)
 
