@@ -120,8 +120,11 @@ def rejected_counts(frame: pd.DataFrame, dataset_column: str) -> dict[str, int]:
 
 def read_spark_tables(spark) -> dict[str, pd.DataFrame]:
     """The catalog's tables (main branch) as pandas, through an existing SparkSession."""
-    names = list(TABLE_KEYS) + ["bronze.rejected_rows"]
-    return {n: spark.table(f"iceberg.{n}").toPandas() for n in names}
+    tables = {n: spark.table(f"iceberg.{n}") for n in TABLE_KEYS}
+    # The GoodNote datasets' rejects: another pipeline's share the table.
+    tables["bronze.rejected_rows"] = spark.table("iceberg.bronze.rejected_rows").where(
+        "dataset IN ('user_interactions', 'user_metadata')")
+    return {n: df.toPandas() for n, df in tables.items()}
 
 
 def dump_spark_tables(out: Path) -> None:

@@ -37,7 +37,7 @@ CATALOG = "iceberg"
 # interpreter's path only: spark-submit children must get it from the zip.
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.append(str(PROJECT_ROOT))
-from spark_jobs.pipeline import PIPELINES  # noqa: E402
+from spark_jobs.pipeline import PIPELINES  # noqa: E402, F401  (the DAG files take the pipelines from here)
 from spark_jobs.stage import GATE_BLOCKED_EXIT, Stage, wap_branch  # noqa: E402
 
 DEFAULT_DATA_DOCS_PORT = 8765

@@ -23,8 +23,12 @@ from spark_jobs.transforms import lastfm as T
 PLAYS = "bronze.lastfm_plays"
 
 
+DUMP_FILE = "userid-timestamp-artid-artname-traid-traname.tsv"  # the plays file's name in the LastFM-1K dump
+
+
 def default_plays_path() -> str:
-    return os.path.join(os.environ.get("LANDING_DIR", os.path.join(os.getcwd(), ".local", "landing")), "lastfm")
+    return os.path.join(os.environ.get("LANDING_DIR", os.path.join(os.getcwd(), ".local", "landing")), "lastfm",
+                        DUMP_FILE)
 
 
 def compute(run: StageRun) -> None:
@@ -79,7 +83,8 @@ STAGE = Stage(
     ),
     compute=compute,
     params=(
-        Param("plays", "path", None, "the dump: a TSV file or a folder of them (default: $LANDING_DIR/lastfm)"),
+        Param("plays", "path", None, "the plays: the dump's TSV file, or a folder holding only such files "
+              f"(default: $LANDING_DIR/lastfm/{DUMP_FILE})"),
         Param("max_rejected_share", "float", 0.05, "the gate blocks a run that rejects more than this share "
               "of the lines it read", minimum=0, maximum=1),
     ),

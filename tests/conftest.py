@@ -74,3 +74,20 @@ def pipeline_run(spark, landing):
     run_pipeline("test-full", landing)
     job_runs = {r.job: r for r in spark.table("iceberg.ops.job_runs").where("run_id = 'test-full'").collect()}
     return {"run_id": "test-full", "landing": landing, "job_runs": job_runs}
+
+
+@pytest.fixture(scope="session")
+def lastfm_run(spark, pipeline_run, tmp_path_factory) -> dict:
+    """The lastfm_sessions pipeline once, beside the GoodNote tables of ``pipeline_run``,
+    on a small generated dump (three months of plays: as many day partitions)."""
+    import sys
+
+    from spark_jobs import pipeline
+
+    plays = tmp_path_factory.mktemp("lastfm") / "userid-timestamp-artid-artname-traid-traname.tsv"
+    subprocess.run([sys.executable, "-m", "datagen.lastfm", "--out", str(plays), "--plays", "20000", "--users", "30",
+                    "--start-date", "2009-01-01", "--end-date", "2009-03-31", "--seed", "5"],
+                   check=True, cwd=ROOT, capture_output=True)
+    if pipeline.main(["--pipeline", "lastfm_sessions", "--run-id", "test-lastfm", "--plays", str(plays)]) != 0:
+        raise RuntimeError("lastfm_sessions run test-lastfm failed")
+    return {"run_id": "test-lastfm", "plays": plays}

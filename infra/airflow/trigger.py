@@ -1,9 +1,11 @@
-"""Run goodnote_pipeline over a date range through Airflow's REST API and wait.
+"""Run a DAG through Airflow's REST API and wait.
 
     python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03
-        one DAG run over the range (params start_date/end_date)
+        one goodnote_pipeline run over the range (params start_date/end_date)
     python infra/airflow/trigger.py --start-date 2023-07-01 --end-date 2023-07-03 --backfill
         an Airflow backfill: one run per date (the UI's "Backfill" does the same)
+    python infra/airflow/trigger.py --dag lastfm_sessions --conf '{"top_sessions": 20}'
+        one run of a DAG without dates
 
 Prints every task's state per run; exits 0 only when every run succeeded.
 Logs in as `operator` (FAB role User: trigger, clear and backfill, nothing more;
@@ -28,7 +30,6 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from iceberg_catalog import config  # noqa: E402
 
-DAG_ID = "goodnote_pipeline"
 FINISHED = {"success", "failed"}
 
 
@@ -75,36 +76,32 @@ def midnight(d: date) -> str:
     return datetime(d.year, d.month, d.day, tzinfo=timezone.utc).isoformat()
 
 
-def run_path(run_id: str) -> str:
-    return f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+def run_path(dag_id: str, run_id: str) -> str:
+    return f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
 
 
-def trigger_range(api: AirflowApi, start: date, end: date, conf: dict) -> list[str]:
-    """One run over the whole range, given as the DAG's start_date/end_date params.
+def trigger(api: AirflowApi, dag_id: str, conf: dict, note: str) -> list[str]:
+    """One run of the DAG with ``conf`` as its params.
 
     No logical date: Airflow allows one run per logical date, and a range (or a
     second run of the same date) is not a scheduled interval.
     """
-    run = api.post(f"/api/v2/dags/{DAG_ID}/dagRuns", {
-        "logical_date": None,
-        "conf": {**conf, "start_date": start.isoformat(), "end_date": end.isoformat()},
-        "note": f"event dates {start}..{end}",
-    })
+    run = api.post(f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf, "note": note})
     return [run["dag_run_id"]]
 
 
-def runs_between(api: AirflowApi, start: date, end: date) -> list[dict]:
+def runs_between(api: AirflowApi, dag_id: str, start: date, end: date) -> list[dict]:
     """The newest run of each logical date in [start, end]."""
-    runs = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns?limit=1000&order_by=run_after"
+    runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=1000&order_by=run_after"
                    f"&logical_date_gte={urllib.parse.quote(midnight(start))}"
                    f"&logical_date_lte={urllib.parse.quote(midnight(end))}")["dag_runs"]
     return list({r["logical_date"]: r for r in runs}.values())
 
 
-def backfill_range(api: AirflowApi, start: date, end: date, conf: dict, timeout: float) -> list[str]:
+def backfill_range(api: AirflowApi, dag_id: str, start: date, end: date, conf: dict, timeout: float) -> list[str]:
     """An Airflow backfill (one run per date, oldest first); waits until it completes."""
     backfill = api.post("/api/v2/backfills", {
-        "dag_id": DAG_ID, "from_date": midnight(start), "to_date": midnight(end),
+        "dag_id": dag_id, "from_date": midnight(start), "to_date": midnight(end),
         "dag_run_conf": conf, "reprocess_behavior": "completed", "max_active_runs": 1,
     })
     print(f"backfill {backfill['id']}: {start}..{end}", flush=True)
@@ -112,24 +109,24 @@ def backfill_range(api: AirflowApi, start: date, end: date, conf: dict, timeout:
     while not api.get(f"/api/v2/backfills/{backfill['id']}")["completed_at"]:
         if time.monotonic() > deadline:
             break
-        runs = runs_between(api, start, end)
+        runs = runs_between(api, dag_id, start, end)
         print("  " + ", ".join(f"{r['logical_date'][:10]}: {r['state']}" for r in runs), flush=True)
         time.sleep(10)
-    return [r["dag_run_id"] for r in runs_between(api, start, end)]
+    return [r["dag_run_id"] for r in runs_between(api, dag_id, start, end)]
 
 
-def wait_for(api: AirflowApi, run_ids: list[str], timeout: float, poll: float = 10) -> dict[str, str]:
+def wait_for(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float, poll: float = 10) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while True:
-        states = {r: api.get(run_path(r))["state"] for r in run_ids}
+        states = {r: api.get(run_path(dag_id, r))["state"] for r in run_ids}
         if all(s in FINISHED for s in states.values()) or time.monotonic() > deadline:
             return states
         print("  " + ", ".join(f"{r}: {s}" for r, s in states.items()), flush=True)
         time.sleep(poll)
 
 
-def print_tasks(api: AirflowApi, run_id: str, state: str) -> None:
-    tis = api.get(run_path(run_id) + "/taskInstances?limit=100")["task_instances"]
+def print_tasks(api: AirflowApi, dag_id: str, run_id: str, state: str) -> None:
+    tis = api.get(run_path(dag_id, run_id) + "/taskInstances?limit=100")["task_instances"]
     print(f"\nrun {run_id}: {state}")
     for ti in sorted(tis, key=lambda t: (t["start_date"] or "9", t["task_id"])):
         took = f"{ti['duration']:.0f} s" if ti.get("duration") else ""
@@ -138,12 +135,16 @@ def print_tasks(api: AirflowApi, run_id: str, state: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--start-date", type=date.fromisoformat, required=True)
+    parser.add_argument("--dag", default="goodnote_pipeline", help="the DAG to run (default: goodnote_pipeline)")
+    parser.add_argument("--start-date", type=date.fromisoformat,
+                        help="first event date (a DAG that processes dates: required)")
     parser.add_argument("--end-date", type=date.fromisoformat)
     parser.add_argument("--backfill", action="store_true", help="one run per date (Airflow backfill)")
     parser.add_argument("--conf", default="{}", help="JSON of DAG params, e.g. '{\"salt_buckets\": 8}'")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args(argv)
+    if args.backfill and args.start_date is None:
+        parser.error("--backfill needs --start-date")
     end = args.end_date or args.start_date
 
     settings = config.platform_env()
@@ -151,16 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     if "AIRFLOW_OPERATOR_PASSWORD" not in settings:
         raise SystemExit("AIRFLOW_OPERATOR_PASSWORD is not set: `make airflow-start` adds it to .local/platform.env")
     api = AirflowApi(f"http://127.0.0.1:{port}", "operator", settings["AIRFLOW_OPERATOR_PASSWORD"])
-    api.patch(f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    api.patch(f"/api/v2/dags/{args.dag}", {"is_paused": False})
     conf = json.loads(args.conf)
     if args.backfill:
-        run_ids = backfill_range(api, args.start_date, end, conf, args.timeout)
+        run_ids = backfill_range(api, args.dag, args.start_date, end, conf, args.timeout)
+    elif args.start_date:
+        run_ids = trigger(api, args.dag, {**conf, "start_date": args.start_date.isoformat(),
+                                          "end_date": end.isoformat()}, f"event dates {args.start_date}..{end}")
     else:
-        run_ids = trigger_range(api, args.start_date, end, conf)
-    print(f"waiting for {', '.join(run_ids)} (UI: http://127.0.0.1:{port}/dags/{DAG_ID})", flush=True)
-    states = wait_for(api, run_ids, args.timeout)
+        run_ids = trigger(api, args.dag, conf, "triggered by trigger.py")
+    print(f"waiting for {', '.join(run_ids)} (UI: http://127.0.0.1:{port}/dags/{args.dag})", flush=True)
+    states = wait_for(api, args.dag, run_ids, args.timeout)
     for run_id, state in states.items():
-        print_tasks(api, run_id, state)
+        print_tasks(api, args.dag, run_id, state)
     return 0 if all(s == "success" for s in states.values()) else 1
 
 

@@ -28,3 +28,17 @@ airflow-backfill:
 
 airflow:
 	bash infra/airflow.sh cli $(CMD)
+
+# LastFM: `make lastfm-data` writes the dump the lastfm_sessions DAG reads by default;
+# `make lastfm-run` triggers the DAG and waits.
+#   make lastfm-data PLAYS=19150868
+#   make lastfm-run CONF='{"session_gap_seconds": 1800, "top_sessions": 20}'
+PLAYS ?= 19150868
+LASTFM_DUMP = $(DATA_OUT)/lastfm/userid-timestamp-artid-artname-traid-traname.tsv
+.PHONY: lastfm-data lastfm-run
+lastfm-data:
+	mkdir -p $(dir $(LASTFM_DUMP))
+	$(PY) -m datagen.lastfm --out $(LASTFM_DUMP) --plays $(PLAYS) --seed $(SEED)
+
+lastfm-run:
+	$(PY) infra/airflow/trigger.py --dag lastfm_sessions --conf '$(or $(CONF),{})'

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import subprocess
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,6 +41,9 @@ SAVED_QUERY_COLUMNS = {
                          "baseline_std", "z_score", "severity"],
     "bounce_rate_by_device_and_country": ["device_type", "country", "sessions", "bounced_sessions", "bounce_rate"],
     "power_users_by_country": ["country", "power_users", "total_duration_ms", "events", "avg_duration_ms_per_user"],
+    "lastfm_top_songs": ["rank", "artist_name", "track_name", "plays"],
+    "lastfm_top_sessions": ["rank", "user_id", "session_start", "session_end", "tracks", "minutes",
+                            "user_top_sessions"],
 }
 
 
@@ -90,7 +94,7 @@ def denied(excinfo) -> bool:
 
 
 @pytest.fixture(scope="module")
-def trino_server(platform, pipeline_run):
+def trino_server(platform, pipeline_run, lastfm_run):
     """Trino over the test catalog, after the pipeline has published every table the saved
     queries and access rules name (a fresh catalog has none)."""
     service = start_trino()
@@ -384,7 +388,7 @@ def test_cli_runs_a_saved_query_file(trino_server):
     assert out.stdout.splitlines()[0] == ",".join(SAVED_QUERY_COLUMNS["power_users_by_country"])
 
 
-def test_the_saved_queries_are_the_six_documented(trino_server):
+def test_the_saved_queries_are_the_documented_ones(trino_server):
     assert sorted(p.stem for p in SAVED_QUERIES.glob("*.sql")) == sorted(SAVED_QUERY_COLUMNS)
 
 
@@ -438,6 +442,19 @@ def test_saved_queries_hold_the_gold_numbers(trino_server, spark, pipeline_run):
     by_week = {r[0]: r for r in matrix}
     for c in cells:
         assert by_week[c.cohort_week][2 + c.week_offset] == c.retention_rate
+
+
+def test_lastfm_saved_queries_hold_what_duckdb_computes_from_the_dump(trino_server, lastfm_run):
+    from bench.duckdb_lastfm import lastfm_tables
+
+    duck = lastfm_tables(lastfm_run["plays"])
+    songs = trino_server.columns_and_rows(saved_query("lastfm_top_songs"), user="analyst")[1]
+    assert [tuple(r) for r in songs] == [tuple(r) for r in duck["top_songs"]]
+    sessions = trino_server.columns_and_rows(saved_query("lastfm_top_sessions"), user="analyst")[1]
+    assert [(r[0], r[1], normalized(r[2]), normalized(r[3]), r[4]) for r in sessions] == [
+        (rank, user, start, end, tracks) for rank, _, user, start, end, tracks in duck["top_sessions"]]
+    per_user = Counter(r[1] for r in sessions)
+    assert all(r[5] == int((r[3] - r[2]).total_seconds() // 60) and r[6] == per_user[r[1]] for r in sessions)
 
 
 # --- configuration, without a server ----------------------------------------------------------------
