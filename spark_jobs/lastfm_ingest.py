@@ -41,24 +41,25 @@ def compute(run: StageRun) -> None:
     observed = classified.observe(
         counts, F.count(F.lit(1)).alias("rows_read"),
         *[F.sum((F.col("reject_reason") == r).cast("long")).alias(r) for r in T.REASONS])
-    # Years of days: each day's plays in one task, sorted, so each task writes one file at a time.
-    by_day = T.accepted_plays(observed).repartition("play_date").sortWithinPartitions("play_date")
+    # Years of days: each day's plays in one task, sorted, so each task writes one file
+    # at a time; in that order a play's duplicates follow it, counted in the same pass.
+    by_day = T.with_duplicate_marks(T.accepted_plays(observed).repartition("play_date"))
+    duplicates = Observation("duplicates")
+    by_day = by_day.observe(duplicates, F.sum(F.col("is_duplicate").cast("long")).alias("plays")).drop("is_duplicate")
     run.write(PLAYS, by_day, sorted_by_partition=True)
-    run.write("bronze.rejected_rows", T.rejected_plays(classified, run.run_id))
+    # The rejects are read again: only the lines a cheap pattern cannot vouch for are classified.
+    run.write("bronze.rejected_rows", T.rejected_plays(T.classify_plays(T.possibly_rejected(lines)), run.run_id))
     c = counts.get
     rejected = {r: c[r] for r in T.REASONS if c[r]}
     record = run.record
     record.rows_in, record.rows_rejected = c["rows_read"], sum(rejected.values())
     record.rows_out = record.rows_in - record.rows_rejected
-    plays = run.read_output(PLAYS)
-    profile = plays.agg(F.count_distinct("user_id").alias("users"),
-                        F.count_distinct("artist_name", "track_name").alias("songs")).first()
-    duplicates = (plays.groupBy("user_id", "played_at", "artist_name", "track_name").count()
-                  .agg(F.sum(F.col("count") - 1)).first()[0] or 0)
+    profile = run.read_output(PLAYS).agg(F.count_distinct("user_id").alias("users"),
+                                         F.count_distinct("artist_name", "track_name").alias("songs")).first()
     record.metrics["input_report"] = {
         "lines read": record.rows_in, "accepted": record.rows_out, "rejected": record.rows_rejected,
         **{f"rejected: {r}": n for r, n in rejected.items()},
-        "duplicate plays (same user, time and song; kept)": duplicates,
+        "duplicate plays (same user, time and song; kept)": duplicates.get["plays"] or 0,
         "users": profile["users"], "songs (artist, track)": profile["songs"],
     }
 

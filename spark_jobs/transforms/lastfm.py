@@ -55,6 +55,30 @@ def classify_plays(lines: DataFrame) -> DataFrame:
     )
 
 
+# A line of this shape is accepted unless its bytes are not UTF-8 or its timestamp is
+# no real time (February 30, hour 24): six fields, user and track not empty, the
+# timestamp's shape (classify_plays).
+_PLAIN_PLAY = r"^[^\t]+\t(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\t[^\t]*\t[^\t]*\t[^\t]*\t[^\t]+$"
+
+
+def possibly_rejected(lines: DataFrame) -> DataFrame:
+    """The ``lines`` classify_plays may reject: every one it rejects, and few others."""
+    ts = F.substring_index(F.substring_index(F.col("line"), "\t", 2), "\t", -1)
+    real_time = F.concat(ts.substr(1, 10), F.lit(" "), ts.substr(12, 8)).try_cast("timestamp").isNotNull()
+    return lines.where(~(F.is_valid_utf8(F.col("line")) & F.col("line").rlike(_PLAIN_PLAY) & real_time))
+
+
+def with_duplicate_marks(plays: DataFrame) -> DataFrame:
+    """``plays`` (partitioned so that a day is in one task) sorted by day, user, time
+    and song, with ``is_duplicate``: the play before it in that order is the same
+    user, time and song."""
+    order = ["user_id", "played_at", "artist_name", "track_name"]
+    previous = Window.partitionBy("play_date").orderBy(*order)
+    same = [F.lag(c).over(previous) == F.col(c) for c in order]
+    return plays.sortWithinPartitions("play_date", *order).withColumn(
+        "is_duplicate", F.coalesce(same[0] & same[1] & same[2] & same[3], F.lit(False)))
+
+
 def _absent_if_empty(mbid: Column) -> Column:
     """A MusicBrainz id: the dump leaves it empty when there is none."""
     return F.when(mbid != "", mbid)

@@ -102,9 +102,9 @@ class AirflowEnv:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def dags_test(self, logical_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+    def dags_test(self, logical_date: str, conf: dict | None = None, dag_id: str = DAG_ID) -> subprocess.CompletedProcess:
         """`airflow dags test`: the whole DAG in one process, no scheduler."""
-        args = ["dags", "test", DAG_ID, logical_date]
+        args = ["dags", "test", dag_id, logical_date]
         if conf:
             args += ["-c", json.dumps(conf)]
         return self.cli(*args, check=False)
@@ -114,11 +114,11 @@ class AirflowEnv:
         out = self.cli(*args, "-o", "json").stdout
         return json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("[")))
 
-    def task_states(self, run_id: str) -> dict[str, str]:
-        return {r["task_id"]: r["state"] for r in self.cli_json("tasks", "states-for-dag-run", DAG_ID, run_id)}
+    def task_states(self, run_id: str, dag_id: str = DAG_ID) -> dict[str, str]:
+        return {r["task_id"]: r["state"] for r in self.cli_json("tasks", "states-for-dag-run", dag_id, run_id)}
 
-    def runs(self) -> list[dict]:
-        return self.cli_json("dags", "list-runs", DAG_ID)
+    def runs(self, dag_id: str = DAG_ID) -> list[dict]:
+        return self.cli_json("dags", "list-runs", dag_id)
 
     def trigger_script(self, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
         env = {**self.env, "PLATFORM_STATE": str(ROOT / ".local")}

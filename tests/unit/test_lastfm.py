@@ -42,6 +42,10 @@ def test_lines_are_typed_or_rejected_with_the_first_reason(spark, tmp_path):
         ("user_000001", TS(2009, 5, 4, 13, 54, 10), dt.date(2009, 5, 4), None, 'A "quoted", artist\\', None,
          "Émile's song"),
     ])
+    # The rejects pass classifies only the lines the pattern cannot vouch for: every rejected one.
+    candidates = T.classify_plays(T.possibly_rejected(read))
+    assert sorted(r.line for r in candidates.collect()) == sorted(
+        r.line for r in classified.where("reject_reason IS NOT NULL").collect())
     assert_rows(T.rejected_plays(classified, "r1").drop("source_file"), ["dataset", "event_date", "raw", "reason", "run_id"], [
         ("lastfm_plays", dt.date(2009, 5, 4), lines[2], "wrong_column_count", "r1"),
         ("lastfm_plays", dt.date(2009, 5, 4), lines[3], "wrong_column_count", "r1"),
@@ -130,3 +134,16 @@ def test_songs_tied_in_plays_go_in_byte_order(spark):
     assert_rows(T.top_songs(plays, T.top_sessions(T.sessions(plays), 1), 4),
                 ["rank", "artist_name", "track_name", "plays"], [
         (1, "Zed", "B", 1), (2, "Zed", "a", 1), (3, "abc", "a", 1), (4, "abc", "Émile", 1)])
+
+
+def test_duplicate_plays_are_marked_after_their_first(spark):
+    t = TS(2009, 1, 1, 12)
+    plays = spark.createDataFrame([
+        ("u1", t, "A", "x"), ("u1", t, "A", "x"), ("u1", t, "A", "x"),  # two duplicates
+        ("u1", t, "A", "y"), ("u2", t, "A", "x"),                        # another song; another user
+        ("u1", t + dt.timedelta(seconds=1), "A", "x"),                   # another time
+    ], PLAYS).withColumn("play_date", F.to_date("played_at")).repartition(3, "play_date")
+    marked = T.with_duplicate_marks(plays)
+    assert sorted((r.user_id, r.track_name, r.is_duplicate) for r in marked.collect()) == [
+        ("u1", "x", False), ("u1", "x", False), ("u1", "x", True), ("u1", "x", True), ("u1", "y", False),
+        ("u2", "x", False)]
