@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dag", default="goodnote_pipeline", help="the DAG to run (default: goodnote_pipeline)")
     parser.add_argument("--start-date", type=date.fromisoformat,
-                        help="first event date (a DAG that processes dates: required)")
+                        help="first event date to process (a DAG whose stages take dates)")
     parser.add_argument("--end-date", type=date.fromisoformat)
     parser.add_argument("--backfill", action="store_true", help="one run per date (Airflow backfill)")
     parser.add_argument("--conf", default="{}", help="JSON of DAG params, e.g. '{\"salt_buckets\": 8}'")
