@@ -27,8 +27,8 @@ def classify_plays(lines: DataFrame) -> DataFrame:
     ts = fields[1]
     # A cast of the contract's one shape, its T and Z made a space and nothing, parses
     # exactly as the pattern yyyy-MM-dd'T'HH:mm:ss'Z' does (impossible dates are NULL),
-    # at a fraction of the cost of a formatter.
-    # Year 0000 is a valid cast to Spark (proleptic Gregorian) but no ISO 8601 UTC play time.
+    # at a fraction of the cost of a formatter. Year 0000 casts (proleptic Gregorian)
+    # but is no play time.
     shaped = ts.rlike(r"^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
     played_at = F.when(shaped, F.concat(ts.substr(1, 10), F.lit(" "), ts.substr(12, 8)).try_cast("timestamp"))
     valid_utf8 = F.is_valid_utf8(F.col("line"))
@@ -119,13 +119,13 @@ def top_sessions(all_sessions: DataFrame, n: int) -> DataFrame:
     )
 
 
-def top_songs(plays: DataFrame, sessions_: DataFrame, n: int) -> DataFrame:
-    """gold.lastfm_top_songs: the ``n`` songs played most within ``sessions_``
+def top_songs(plays: DataFrame, kept_sessions: DataFrame, n: int) -> DataFrame:
+    """gold.lastfm_top_songs: the ``n`` songs played most within ``kept_sessions``
     (gold.lastfm_top_sessions rows); ties to the smaller (artist, track) in byte order.
 
     A user's sessions never overlap in time (the next starts more than a gap after
     one ends), so a session's plays are its user's plays from its start to its end."""
-    kept = F.broadcast(sessions_.select(F.col("user_id").alias("session_user"), "session_start", "session_end"))
+    kept = F.broadcast(kept_sessions.select(F.col("user_id").alias("session_user"), "session_start", "session_end"))
     in_session = plays.join(kept, (F.col("user_id") == F.col("session_user"))
                             & F.col("played_at").between(F.col("session_start"), F.col("session_end")))
     counts = in_session.groupBy("artist_name", "track_name").agg(F.count(F.lit(1)).alias("plays"))
