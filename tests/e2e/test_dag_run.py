@@ -175,7 +175,7 @@ def test_a_backfill_and_a_triggered_run_together_equal_the_full_run(full_run, ba
 
 def test_lastfm_dag_publishes_what_duckdb_computes(full_run, workdir):
     """The second DAG, run as the first: its form's values become its jobs' flags (it
-    has no dates). A second run changing nothing is tests/integration/test_lastfm.py."""
+    has no dates). A second run changing nothing is tests/integration/test_lastfm_pipeline.py."""
     from bench.duckdb_lastfm import lastfm_tables
 
     env, _ = full_run
