@@ -38,7 +38,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
-from pipeline_tasks import PIPELINES, stage_tasks, trigger_form
+from pipeline_tasks import PIPELINES, TASK_DEFAULTS, stage_tasks, trigger_form
 
 STAGES = PIPELINES["goodnote_pipeline"]
 
@@ -53,13 +53,7 @@ with DAG(
     # Stages of two runs would commit to the same Iceberg tables; one run at a time.
     max_active_runs=1,
     tags=["goodnote", "spark", "iceberg"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=2),
-    },
+    default_args={**TASK_DEFAULTS, "execution_timeout": timedelta(hours=2)},
     params=trigger_form(STAGES),
 ) as dag:
     stage_tasks(STAGES)

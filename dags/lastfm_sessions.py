@@ -29,7 +29,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG
 
-from pipeline_tasks import PIPELINES, stage_tasks, trigger_form
+from pipeline_tasks import PIPELINES, TASK_DEFAULTS, stage_tasks, trigger_form
 
 STAGES = PIPELINES["lastfm_sessions"]
 
@@ -42,13 +42,7 @@ with DAG(
     # Two runs would replace the same tables; one at a time.
     max_active_runs=1,
     tags=["lastfm", "spark", "iceberg"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-        "execution_timeout": timedelta(hours=1),
-    },
+    default_args={**TASK_DEFAULTS, "execution_timeout": timedelta(hours=1)},
     params=trigger_form(STAGES),
 ) as dag:
     stage_tasks(STAGES)

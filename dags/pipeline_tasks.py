@@ -71,6 +71,16 @@ def trigger_form(stages: list[Stage]) -> dict[str, Param]:
     return form
 
 
+# Every pipeline DAG's task defaults: a fault is retried (twice, backing off); a
+# blocked gate is not (StageOperator).
+TASK_DEFAULTS = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
 def stage_tasks(stages: list[Stage]) -> dict[str, "StageOperator"]:
     """One task per stage, each downstream of the stages it reads (``Stage.after``); call inside the DAG."""
     tasks = {stage.name: StageOperator(stage=stage) for stage in stages}
