@@ -16,13 +16,11 @@ from pyspark.sql import functions as F
 from iceberg_catalog.tables import TableSpec
 from spark_jobs.common import plan_for_input_size
 from spark_jobs.ingest import REJECTED_ROWS
-from spark_jobs.landing import landing_bytes
+from spark_jobs.landing import LandingInputError, landing_bytes
 from spark_jobs.stage import WHOLE_TABLE, Output, Owns, Param, Stage, StageRun
 from spark_jobs.transforms import lastfm as T
 
 PLAYS = "bronze.lastfm_plays"
-
-
 DUMP_FILE = "userid-timestamp-artid-artname-traid-traname.tsv"  # the plays file's name in the LastFM-1K dump
 
 
@@ -33,7 +31,11 @@ def default_plays_path() -> str:
 
 def compute(run: StageRun) -> None:
     spark, path = run.spark, run.params.plays or default_plays_path()
-    run.record.metrics["codegen"] = plan_for_input_size(spark, landing_bytes(spark, path))
+    size = landing_bytes(spark, path)
+    if not size:
+        raise LandingInputError(f"no plays at {path}: put the dump there (make lastfm-data writes one) "
+                                "or give its path (--plays, the form's `plays`)")
+    run.record.metrics["codegen"] = plan_for_input_size(spark, size)
     lines = spark.read.text(path).select(F.col("value").alias("line"),
                                          F.col("_metadata.file_path").alias("source_file"))
     classified = T.classify_plays(lines)
