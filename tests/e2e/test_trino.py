@@ -42,8 +42,7 @@ SAVED_QUERY_COLUMNS = {
     "bounce_rate_by_device_and_country": ["device_type", "country", "sessions", "bounced_sessions", "bounce_rate"],
     "power_users_by_country": ["country", "power_users", "total_duration_ms", "events", "avg_duration_ms_per_user"],
     "lastfm_top_songs": ["rank", "artist_name", "track_name", "plays"],
-    "lastfm_top_sessions": ["rank", "user_id", "session_start", "session_end", "tracks", "minutes",
-                            "user_top_sessions"],
+    "lastfm_top_sessions": ["rank", "user_id", "session_start", "session_end", "tracks", "user_top_sessions"],
 }
 
 
@@ -454,7 +453,7 @@ def test_lastfm_saved_queries_hold_what_duckdb_computes_from_the_dump(trino_serv
     assert [(r[0], r[1], normalized(r[2]), normalized(r[3]), r[4]) for r in sessions] == [
         (rank, user, start, end, tracks) for rank, _, user, start, end, tracks in duck["top_sessions"]]
     per_user = Counter(r[1] for r in sessions)
-    assert all(r[5] == int((r[3] - r[2]).total_seconds() // 60) and r[6] == per_user[r[1]] for r in sessions)
+    assert [r[5] for r in sessions] == [per_user[r[1]] for r in sessions]
 
 
 # --- configuration, without a server ----------------------------------------------------------------
