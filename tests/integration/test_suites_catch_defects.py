@@ -106,3 +106,39 @@ def test_every_gold_table_rejects_a_duplicated_row(validator, published, table):
     assert not df.isEmpty(), f"{table} is empty in the test run; the check needs a row to duplicate"
     found = failures(validator, table, df.unionByName(df.limit(1)))
     assert found and {(kind, severity) for kind, _, severity in found} <= {(t, "error") for t in UNIQUE_TYPES}, found
+
+
+@pytest.fixture(scope="module")
+def lastfm_published(spark, lastfm_run):
+    return lambda table: spark.table(TABLES[table].identifier)
+
+
+def test_lastfm_plays_must_be_every_accepted_line(validator, lastfm_published):
+    df = lastfm_published("bronze.lastfm_plays")
+    params = {"accepted_plays": df.count()}
+    assert failures(validator, "bronze.lastfm_plays", df, params) == set()
+    assert failures(validator, "bronze.lastfm_plays", df.exceptAll(df.limit(1)), params) == {
+        ("expect_table_row_count_to_equal", None, "error")}
+    assert failures(validator, "bronze.lastfm_plays", first_row_set(df, "track_name", ""), params) == {
+        ("expect_column_value_lengths_to_be_between", "track_name", "error")}
+
+
+def test_lastfm_top_songs_reject_a_song_twice_and_more_plays_than_the_sessions_hold(validator, lastfm_published):
+    sessions, songs = lastfm_published("gold.lastfm_top_sessions"), lastfm_published("gold.lastfm_top_songs")
+    assert (sessions.count(), songs.count()) == (50, 10)
+    params = {"top_sessions": 50, "top_songs": 10,
+              "tracks_of_top_sessions": sessions.agg(F.sum("tracks")).first()[0]}
+    assert failures(validator, "gold.lastfm_top_sessions", sessions, params) == set()
+    assert failures(validator, "gold.lastfm_top_songs", songs, params) == set()
+    # A full table (10 songs, 50 sessions) with a row more is also too long.
+    assert failures(validator, "gold.lastfm_top_songs", songs.unionByName(songs.limit(1)), params) == {
+        ("expect_table_row_count_to_be_between", None, "error"),
+        ("expect_column_values_to_be_unique", "rank", "error"),
+        ("expect_compound_columns_to_be_unique", None, "error")}
+    inflated = first_row_set(songs, "plays", params["tracks_of_top_sessions"] + 1)
+    assert failures(validator, "gold.lastfm_top_songs", inflated, params) == {
+        ("expect_column_sum_to_be_between", "plays", "error")}
+    assert failures(validator, "gold.lastfm_top_sessions", sessions.unionByName(sessions.limit(1)), params) == {
+        ("expect_table_row_count_to_be_between", None, "error"),
+        ("expect_column_values_to_be_unique", "rank", "error"),
+        ("expect_column_values_to_be_unique", "session_id", "error")}
