@@ -45,10 +45,25 @@ def run_pipeline(run_id: str, landing: Path, *date_args: str) -> None:
 
 
 def drop_pipeline_tables(spark) -> None:
+    """Every table of both pipelines and the ops tables gone: a test session starts on an empty catalog."""
     from spark_jobs.pipeline import TABLES
 
     for spec in TABLES.values():
         spark.sql(f"DROP TABLE IF EXISTS {spec.identifier} PURGE")
+
+
+GOODNOTE_DATASETS = ("user_interactions", "user_metadata")
+
+
+def drop_goodnote_tables(spark) -> None:
+    """The GoodNote pipeline's tables gone and its rows of the rejects table it shares
+    with the LastFM pipeline deleted; the LastFM tables stay as ``lastfm_run`` left them."""
+    from spark_jobs.ingest import REJECTED_ROWS
+    from spark_jobs.pipeline import STAGES, TABLES
+
+    for table in {t for stage in STAGES for t in stage.tables} - {REJECTED_ROWS.name}:
+        spark.sql(f"DROP TABLE IF EXISTS {TABLES[table].identifier} PURGE")
+    spark.sql(f"DELETE FROM {REJECTED_ROWS.identifier} WHERE dataset IN {GOODNOTE_DATASETS}")
 
 
 def generate_landing(out: Path, *args: str) -> Path:

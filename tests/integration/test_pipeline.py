@@ -6,6 +6,7 @@ import json
 from iceberg_catalog import config
 from spark_jobs.pipeline import STAGES, TABLES
 from tests.assertions import assert_rows
+from tests.conftest import GOODNOTE_DATASETS
 
 PUBLISHED = [t for stage in STAGES for t in stage.tables]
 
@@ -45,7 +46,7 @@ def test_accepted_plus_rejected_equals_rows_read(spark, pipeline_run):
     manifest = json.loads((landing / "_manifest.json").read_text())
     assert rejected > 0
     goodnote_rejects = spark.table("iceberg.bronze.rejected_rows").where(
-        "dataset IN ('user_interactions', 'user_metadata')")
+        f"dataset IN {GOODNOTE_DATASETS}")
     reasons = {r.reason for r in goodnote_rejects.select("reason").distinct().collect()}
     assert {"wrong_column_count", "empty_user_id", "bad_timestamp", "bad_duration_ms", "bad_app_version"} <= reasons, manifest
     run = pipeline_run["job_runs"]["ingest"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from spark_jobs.pipeline import STAGES, TABLES
 from tests.assertions import assert_rows
-from tests.conftest import drop_pipeline_tables, run_pipeline
+from tests.conftest import GOODNOTE_DATASETS, drop_goodnote_tables, run_pipeline
 
 PUBLISHED = [t for stage in STAGES for t in stage.tables]
 DATES = ["2023-07-01", "2023-07-02", "2023-07-03", "2023-07-04"]
@@ -13,7 +13,7 @@ def _table(spark, table: str):
     # bronze.rejected_rows names the run that wrote each row; the rows are what must not change.
     df = spark.table(TABLES[table].identifier).drop("run_id")
     if table == "bronze.rejected_rows":  # shared with the LastFM pipeline, which these runs leave alone
-        df = df.where("dataset IN ('user_interactions', 'user_metadata')")
+        df = df.where(f"dataset IN {GOODNOTE_DATASETS}")
     return df
 
 
@@ -44,7 +44,7 @@ def test_rerunning_a_date_through_its_gates_leaves_every_table_identical(spark, 
 
 def test_day_by_day_backfill_equals_one_full_run(spark, pipeline_run):
     full = _snapshot(spark)
-    drop_pipeline_tables(spark)
+    drop_goodnote_tables(spark)
     for day in DATES:
         run_pipeline("test-backfill", pipeline_run["landing"], "--start-date", day, "--end-date", day)
     _assert_same_tables(spark, full)
