@@ -217,7 +217,7 @@ def scheduler_env(workdir, landing):
 
 def test_a_run_finishes_after_its_scheduler_is_killed_and_restarted(scheduler_env, lastfm_plays):
     """kill -9 of the scheduler (and the tasks it runs) mid-run, then a restart: the
-    dead task is failed after the heartbeat timeout and retried, and the run ends
+    new scheduler takes over the dead one's task and runs it again, and the run ends
     with the tables a clean run computes, one ops.job_runs row per stage. The
     two-task LastFM DAG keeps this short; its tasks run as the GoodNote DAG's do
     (dags/pipeline_tasks.py)."""
