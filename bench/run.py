@@ -40,7 +40,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -54,6 +53,7 @@ os.environ.setdefault("ICEBERG_CATALOG_DB", "iceberg_bench")
 os.environ.setdefault("ICEBERG_WAREHOUSE", str(ROOT / ".local" / "bench-warehouse"))
 
 from bench import duckdb_metrics, eventlog  # noqa: E402
+from bench.machine import load_average, machine  # noqa: E402
 from iceberg_catalog.config import spark_driver_conf, spark_jars  # noqa: E402
 from spark_jobs.pipeline import STAGES as PIPELINE_STAGES  # noqa: E402
 from spark_jobs.stage import GATE_BLOCKED_EXIT  # noqa: E402
@@ -63,23 +63,6 @@ STAGES = [s.name for s in PIPELINE_STAGES]
 RESULTS = ROOT / "bench" / "results"
 DATA_CACHE = ROOT / ".local" / "bench-data"
 PY = sys.executable
-
-
-def load_average() -> float:
-    return round(os.getloadavg()[0], 1)
-
-
-def machine() -> dict:
-    mem_gb = None
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal"):
-                mem_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
-    except OSError:
-        cpu = platform.processor()
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": mem_gb, "kernel": platform.release(),
-            "python": platform.python_version()}
 
 
 def dataset(events: int, seed: int, days: int, users: int | None, mode: str = "realistic",

@@ -1,4 +1,4 @@
-# Performance benchmarks (issue 6). See docs/performance.md.
+# Performance benchmarks. See docs/performance.md.
 #   make bench                       1M realistic events, 3 runs of both layouts, alternating: the DAG's
 #                                    (one spark-submit per stage) and one application (spark_jobs/pipeline.py),
 #                                    every stage with its quality gate; each against DuckDB, per stage and in all
@@ -7,13 +7,16 @@
 #   make bench-skew                  skew-join evidence (sort-merge / AQE / salted / broadcast), 16M events (~16 min)
 #   make bench-ui                    the three largest bottlenecks per job, from the event logs
 #   make bench-scaling               1M, 3M, 10M, 30M events, one run each, one application only (long)
+#   make bench-lastfm                19,150,868 generated LastFM plays through the lastfm_sessions DAG's layout
+#   make bench-dashboards            seconds until each Superset dashboard is drawn, on the running platform
+#                                    (after `make demo`; it reads the demo's tables, not the bench catalog)
 # Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
 BENCH_EVENTS ?= 1000000
 BENCH_REPEATS ?= 3
 BENCH_ARGS ?=
 BENCH_ENV = ICEBERG_CATALOG_DB=iceberg_bench ICEBERG_WAREHOUSE=$(CURDIR)/.local/bench-warehouse
 
-.PHONY: bench bench-skew bench-ui bench-scaling bench-parity
+.PHONY: bench bench-skew bench-ui bench-scaling bench-parity bench-lastfm bench-dashboards
 
 bench: package
 	$(BENCH_ENV) bash infra/postgres.sh start
@@ -33,3 +36,10 @@ bench-scaling: package
 
 bench-parity:
 	$(PY) -m pytest tests/integration/test_duckdb_parity.py -v -p no:cacheprovider
+
+bench-lastfm: package
+	$(BENCH_ENV) bash infra/postgres.sh start
+	$(BENCH_ENV) $(PY) -m bench.lastfm $(BENCH_ARGS)
+
+bench-dashboards:
+	$(PY) -m bench.dashboards $(BENCH_ARGS)

@@ -5,12 +5,10 @@ run starts as a clean checkout does), port, and the test Trino instance
 (tests/e2e/trino_service.py) as its database.
 
 ``SupersetClient`` talks to the REST API as the admin (JWT + CSRF token, as
-any API client must); ``browser`` opens Debian's Chromium through Playwright
-(never a downloaded browser).
+any API client must).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -26,11 +24,6 @@ from tests.e2e.trino_service import ROOT, TrinoService, free_port
 SUPERSET_SH = ROOT / "infra" / "superset.sh"
 TEST_SUPERSET_HOME = ROOT / ".local" / "superset-test"
 TEST_SUPERSET_DB = "superset_test"
-CHROMIUM = "/usr/bin/chromium"
-# Chromium as root in a container: no sandbox; and nothing that phones home.
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 @dataclass
 class SupersetService:
@@ -106,15 +99,3 @@ class SupersetClient:
     def chart_data(self, chart_id: int) -> requests.Response:
         """The chart's saved query (its query_context) run by Superset against its database."""
         return self.session.get(f"{self.url}/api/v1/chart/{chart_id}/data/", params={"format": "json"}, timeout=300)
-
-
-@contextlib.contextmanager
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,28 +23,12 @@ import yaml
 from trino.exceptions import TrinoUserError
 
 from iceberg_catalog.config import settings
-from tests.e2e.superset_service import browser, start_superset, stop_superset
+from bench.dashboards import browser, log_in, open_dashboard
+from tests.e2e.superset_service import start_superset, stop_superset
 from tests.e2e.trino_service import ROOT, free_port, start_trino, stop_trino
 from tests.listening import assert_only_loopback
 
 ASSETS = ROOT / "infra" / "superset" / "assets"
-DASHBOARD_TIMEOUT_S = 120
-# A chart holder is done when it shows its visualization (ECharts draws on a
-# canvas, tables are tables, big numbers have a header line) or an error.
-RENDER_STATE_JS = """
-() => [...document.querySelectorAll('[data-test="dashboard-component-chart-holder"]')].map(h => {
-  const name = (h.querySelector('[data-test="editable-title"]') || h).innerText.split('\\n')[0];
-  const error = h.querySelector('.ant-alert-error, [data-test="error-message"]');
-  if (error) return {name, state: 'error', text: error.innerText};
-  if (h.querySelector('.loading, [data-test="loading-indicator"], [aria-label="Loading"]'))
-    return {name, state: 'loading'};
-  const slice = h.querySelector('[data-test="slice-container"]');
-  const drawn = slice && slice.querySelector('canvas, table, .header-line');
-  return {name, state: drawn ? 'rendered' : 'empty'};
-})
-"""
-
-
 def repo_assets(kind: str) -> list[dict]:
     return [yaml.safe_load(p.read_text()) for p in sorted((ASSETS / kind).rglob("*.yaml"))]
 
@@ -122,6 +105,18 @@ def test_every_chart_query_runs_through_superset_on_trino_and_returns_rows(api, 
     assert not problems, json.dumps(problems, indent=1)
 
 
+def test_the_retention_heatmap_shows_each_cohorts_share_of_active_users(api, charts, spark):
+    """Superset's figures are the table's, unrounded: a metric in Trino's decimal
+    arithmetic (``SUM(x) * 1.0 / ...``) would round every share to one decimal."""
+    [result] = api.chart_data(charts["Cohort retention (weekly cohorts x weeks after joining)"]["id"]).json()["result"]
+    shown = {(r["cohort"], int(r["week"])): r["retention"] for r in result["data"]}
+    rows = spark.table("iceberg.gold.cohort_retention").collect()
+    expected = {(str(r.cohort_week), r.week_offset): r.active_users / r.cohort_size for r in rows}
+    assert shown.keys() == expected.keys()
+    assert {k: round(v, 12) for k, v in shown.items()} == {k: round(v, 12) for k, v in expected.items()}
+    assert len({round(v, 3) for v in expected.values()}) > 2, "the test data needs shares that differ"
+
+
 def bi_query(trino_server, sql: str):
     conn = trino_server.connect("bi", password=settings()["TRINO_BI_PASSWORD"])
     try:
@@ -153,25 +148,6 @@ def test_bi_cannot_read_bronze_silver_or_change_anything(trino_server, statement
     assert excinfo.value.error_name == "PERMISSION_DENIED", excinfo.value
 
 
-def log_in(page, superset) -> None:
-    page.goto(f"{superset.url}/login/")
-    page.fill('[data-test="username-input"]', "admin")
-    page.fill('[data-test="password-input"]', superset.admin_password)
-    page.click('[data-test="login-button"]')
-    page.wait_for_url(lambda url: "/login" not in url, timeout=60_000)
-
-
-def wait_until_rendered(page, timeout_s: float) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = page.evaluate(RENDER_STATE_JS)
-        if states and all(s["state"] in ("rendered", "error") for s in states):
-            return states
-        if time.monotonic() > deadline:
-            return states
-        page.wait_for_timeout(200)
-
-
 def test_every_dashboard_renders_every_chart_in_a_browser(superset, dashboards, tmp_path, record_property):
     seconds = {}
     outside = []  # Superset runs without the internet: nothing it serves may need it
@@ -180,12 +156,9 @@ def test_every_dashboard_renders_every_chart_in_a_browser(superset, dashboards, 
         page = b.new_context(viewport={"width": 1600, "height": 1000}).new_page()
         page.route(lambda url: urlsplit(url).hostname not in ("localhost", "127.0.0.1"),
                    lambda route: (outside.append(route.request.url), route.abort()))
-        log_in(page, superset)
+        log_in(page, superset.url, superset.admin_password)
         for title, d in sorted(dashboards.items()):
-            started = time.monotonic()
-            page.goto(f"{superset.url}/superset/dashboard/{d['slug']}/")
-            states = wait_until_rendered(page, DASHBOARD_TIMEOUT_S)
-            seconds[title] = round(time.monotonic() - started, 1)
+            seconds[title], states = open_dashboard(page, superset.url, d["slug"])
             page.wait_for_timeout(1500)  # drawn, but ECharts still animates bars and lines into place
             shot = tmp_path / f"dashboard-{d['slug']}.png"
             page.screenshot(path=str(shot), full_page=True)
