@@ -25,6 +25,7 @@ SUPERSET_SH = ROOT / "infra" / "superset.sh"
 TEST_SUPERSET_HOME = ROOT / ".local" / "superset-test"
 TEST_SUPERSET_DB = "superset_test"
 
+
 @dataclass
 class SupersetService:
     home: Path

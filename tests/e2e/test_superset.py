@@ -22,13 +22,15 @@ import pytest
 import yaml
 from trino.exceptions import TrinoUserError
 
-from iceberg_catalog.config import settings
 from bench.dashboards import browser, log_in, open_dashboard
+from iceberg_catalog.config import settings
 from tests.e2e.superset_service import start_superset, stop_superset
 from tests.e2e.trino_service import ROOT, free_port, start_trino, stop_trino
 from tests.listening import assert_only_loopback
 
 ASSETS = ROOT / "infra" / "superset" / "assets"
+
+
 def repo_assets(kind: str) -> list[dict]:
     return [yaml.safe_load(p.read_text()) for p in sorted((ASSETS / kind).rglob("*.yaml"))]
 
