@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"lastfm-{args.plays}.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / f"lastfm-{args.plays}.md").write_text(text)
-    return 0
+    return 0 if same else 1  # a time for the wrong tables is no result
 
 
 if __name__ == "__main__":
