@@ -87,6 +87,12 @@ def open_dashboard(page, url: str, slug: str, timeout_s: float = TIMEOUT_S) -> t
     return round(time.monotonic() - started, 2), states
 
 
+def screenshot(page, path: Path) -> None:
+    page.wait_for_timeout(1500)  # drawn, but ECharts still animates bars and lines into place
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     from iceberg_catalog.config import settings
 
@@ -112,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not states or not_drawn:
                     raise SystemExit(f"{d['dashboard_title']}: charts not drawn: {not_drawn or 'none found'}")
                 loads += [seconds] if n else []
-            page.wait_for_timeout(1500)  # drawn, but ECharts still animates bars and lines into place
-            args.screenshots.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(args.screenshots / f"{d['slug']}.png"), full_page=True)
+            screenshot(page, args.screenshots / f"{d['slug']}.png")
             figures[d["dashboard_title"]] = {"charts": len(states), "seconds": loads,
                                              "median_s": statistics.median(loads), "load_avg": load}
     lines = ["# Dashboards: seconds until every chart is drawn (Chromium, warm Trino, no Superset cache)", "",

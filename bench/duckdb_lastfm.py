@@ -44,9 +44,11 @@ finds session edges orders by (user_id, played_at) alone; the tie-break on
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -159,6 +161,20 @@ def lastfm_tables(path: str | Path, session_gap_seconds: int = 1200, top_session
     accepted = int(counts.get("accepted", 0))
     return {"top_sessions": [tuple(r) for r in top_sessions_rows], "top_songs": [tuple(r) for r in top_songs_rows],
             "rows_read": accepted + sum(rejected.values()), "accepted": accepted, "rejected_by_reason": rejected}
+
+
+def published_tables(rows_of: Callable[[str], list[dict]]) -> dict[str, list[tuple]]:
+    """The gold tables a Spark run published (``rows_of(table)``: its rows as dicts,
+    e.g. from PyIceberg), in the shape ``lastfm_tables`` returns them."""
+    def naive_utc(t: dt.datetime) -> dt.datetime:
+        assert t.utcoffset() == dt.timedelta(0), t
+        return t.replace(tzinfo=None)
+
+    sessions = sorted(rows_of("gold.lastfm_top_sessions"), key=lambda r: r["rank"])
+    songs = sorted(rows_of("gold.lastfm_top_songs"), key=lambda r: r["rank"])
+    return {"top_sessions": [(r["rank"], r["session_id"], r["user_id"], naive_utc(r["session_start"]),
+                              naive_utc(r["session_end"]), r["tracks"]) for r in sessions],
+            "top_songs": [(r["rank"], r["artist_name"], r["track_name"], r["plays"]) for r in songs]}
 
 
 def main(argv: list[str] | None = None) -> int:

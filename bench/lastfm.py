@@ -49,18 +49,6 @@ def run_stage(stage: str, run_id: str, args: list[str], driver_memory: str) -> d
             "peak_jvm_heap_bytes": heap, "load_avg": result["load_avg"], "event_log": result.get("event_log")}
 
 
-def spark_tables() -> dict[str, list[tuple]]:
-    """The two gold tables the run published, as DuckDB's reference returns them."""
-    from iceberg_catalog.config import load_pyiceberg_catalog
-
-    catalog = load_pyiceberg_catalog()
-    read = {t: sorted(catalog.load_table(f"gold.lastfm_{t}").scan().to_arrow().to_pylist(), key=lambda r: r["rank"])
-            for t in ("top_sessions", "top_songs")}
-    return {"top_sessions": [(r["rank"], r["session_id"], r["user_id"], r["session_start"].replace(tzinfo=None),
-                              r["session_end"].replace(tzinfo=None), r["tracks"]) for r in read["top_sessions"]],
-            "top_songs": [(r["rank"], r["artist_name"], r["track_name"], r["plays"]) for r in read["top_songs"]]}
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plays", type=int, default=DUMP_PLAYS)
@@ -82,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     duck = duckdb_lastfm.lastfm_tables(path, con=duckdb_lastfm.connect(threads=args.duckdb_threads))
     duckdb_s = round(time.perf_counter() - started, 3)
-    same = spark_tables() == {"top_sessions": duck["top_sessions"], "top_songs": duck["top_songs"]}
+    from iceberg_catalog.config import load_pyiceberg_catalog
+
+    catalog = load_pyiceberg_catalog()
+    published = duckdb_lastfm.published_tables(lambda t: catalog.load_table(t).scan().to_arrow().to_pylist())
+    same = published == {"top_sessions": duck["top_sessions"], "top_songs": duck["top_songs"]}
     report = {
         "plays": args.plays, "file": str(path), "bytes": path.stat().st_size, "run_id": run_id,
         "driver_memory": args.driver_memory, "machine": machine(), "stages": stages, "spark_s": spark_s,

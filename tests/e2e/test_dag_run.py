@@ -189,13 +189,12 @@ def lastfm_plays(workdir) -> Path:
 
 
 def assert_lastfm_tables_are_duckdbs(env, plays: Path) -> None:
-    from bench.duckdb_lastfm import lastfm_tables
+    from bench.duckdb_lastfm import lastfm_tables, published_tables
 
     duck = lastfm_tables(plays, **LASTFM_CONF)
     assert env.row_count("bronze.lastfm_plays") == duck["accepted"]
-    sessions = env.table_rows("gold.lastfm_top_sessions")
-    assert sorted((r[0], r[1], r[2], r[5]) for r in sessions) == [(r[0], r[1], r[2], r[5]) for r in duck["top_sessions"]]
-    assert sorted(env.table_rows("gold.lastfm_top_songs")) == [tuple(r) for r in duck["top_songs"]]
+    published = published_tables(lambda t: env.catalog().load_table(t).scan().to_arrow().to_pylist())
+    assert published == {"top_sessions": duck["top_sessions"], "top_songs": duck["top_songs"]}
 
 
 def test_lastfm_dag_publishes_what_duckdb_computes(full_run, lastfm_plays):

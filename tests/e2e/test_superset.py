@@ -22,7 +22,7 @@ import pytest
 import yaml
 from trino.exceptions import TrinoUserError
 
-from bench.dashboards import browser, log_in, open_dashboard
+from bench.dashboards import browser, log_in, open_dashboard, screenshot
 from iceberg_catalog.config import settings
 from tests.e2e.superset_service import start_superset, stop_superset
 from tests.e2e.trino_service import ROOT, free_port, start_trino, stop_trino
@@ -161,9 +161,8 @@ def test_every_dashboard_renders_every_chart_in_a_browser(superset, dashboards, 
         log_in(page, superset.url, superset.admin_password)
         for title, d in sorted(dashboards.items()):
             seconds[title], states = open_dashboard(page, superset.url, d["slug"])
-            page.wait_for_timeout(1500)  # drawn, but ECharts still animates bars and lines into place
             shot = tmp_path / f"dashboard-{d['slug']}.png"
-            page.screenshot(path=str(shot), full_page=True)
+            screenshot(page, shot)
             not_rendered = [s for s in states if s["state"] != "rendered"]
             assert not not_rendered, f"{title}: {not_rendered} (screenshot {shot})"
             assert len(states) == len(client.get(f"/api/v1/dashboard/{d['id']}/charts")["result"]), title

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.duckdb_lastfm import lastfm_tables
+from bench.duckdb_lastfm import lastfm_tables, published_tables
 from tests.databases import drop_database, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,27 +64,11 @@ def lastfm(tmp_path_factory, platform):
     drop_database(catalog.name)
 
 
-def utc_naive(t: dt.datetime) -> dt.datetime:
-    assert t.utcoffset() == dt.timedelta(0)
-    return t.replace(tzinfo=None)
-
-
-def top_sessions(catalog: LastfmCatalog) -> list[tuple]:
-    rows = sorted(catalog.table("gold.lastfm_top_sessions"), key=lambda r: r["rank"])
-    return [(r["rank"], r["session_id"], r["user_id"], utc_naive(r["session_start"]), utc_naive(r["session_end"]),
-             r["tracks"]) for r in rows]
-
-
-def top_songs(catalog: LastfmCatalog) -> list[tuple]:
-    rows = sorted(catalog.table("gold.lastfm_top_songs"), key=lambda r: r["rank"])
-    return [(r["rank"], r["artist_name"], r["track_name"], r["plays"]) for r in rows]
-
-
 def test_the_gold_tables_equal_duckdbs(lastfm):
     duck = lastfm_tables(str(lastfm.plays))
-    assert len(top_sessions(lastfm)) == 50 and len(top_songs(lastfm)) == 10
-    assert top_sessions(lastfm) == [tuple(r) for r in duck["top_sessions"]]
-    assert top_songs(lastfm) == [tuple(r) for r in duck["top_songs"]]
+    published = published_tables(lastfm.table)
+    assert (len(published["top_sessions"]), len(published["top_songs"])) == (50, 10)
+    assert published == {"top_sessions": duck["top_sessions"], "top_songs": duck["top_songs"]}
     rejected = Counter(r["reason"] for r in lastfm.table("bronze.rejected_rows") if r["dataset"] == "lastfm_plays")
     assert rejected == Counter(duck["rejected_by_reason"]) and len(rejected) >= 4
     assert len(lastfm.table("bronze.lastfm_plays")) == duck["accepted"]
@@ -139,7 +123,6 @@ def test_other_options_give_what_duckdb_gives_with_them(lastfm):
         lastfm.run("spark_jobs.pipeline", "lastfm_options", "--pipeline", "lastfm_sessions", "--stages",
                    "lastfm_sessions", "--session-gap-seconds", "600", "--top-sessions", "7", "--top-songs", "4")
         duck = lastfm_tables(str(lastfm.plays), session_gap_seconds=600, top_sessions=7, top_songs=4)
-        assert top_sessions(lastfm) == [tuple(r) for r in duck["top_sessions"]]
-        assert top_songs(lastfm) == [tuple(r) for r in duck["top_songs"]]
+        assert published_tables(lastfm.table) == {"top_sessions": duck["top_sessions"], "top_songs": duck["top_songs"]}
     finally:  # the default options' tables back, which the other tests read
         lastfm.run("spark_jobs.lastfm_sessions", "lastfm_defaults")
