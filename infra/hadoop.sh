@@ -136,8 +136,10 @@ cluster_settings() {
 }
 
 derived_settings() {
-  # Memory and cores the NodeManager offers; overridable for bigger machines.
-  export YARN_NM_MEMORY_MB="${YARN_NM_MEMORY_MB:-8192}" YARN_NM_VCORES="${YARN_NM_VCORES:-4}"
+  # Memory and vcores the NodeManager offers; overridable for bigger machines.
+  # vcores are YARN's scheduling units, not the machine's cores: there are
+  # enough for memory to be what limits how many applications run at once.
+  export YARN_NM_MEMORY_MB="${YARN_NM_MEMORY_MB:-12288}" YARN_NM_VCORES="${YARN_NM_VCORES:-12}"
   export YARN_HOST HADOOP_STATE VENV_PYTHON LOCAL_HADOOP_CONF_DIR
   export HADOOP_CONF_DIR="$LOCAL_HADOOP_CONF_DIR" SPARK_CONF_DIR="$SPARK_CONF_DIR_LOCAL"
   PYSPARK_HOME="$(pyspark_home)"; export PYSPARK_HOME

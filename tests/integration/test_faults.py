@@ -245,11 +245,11 @@ def live_yarn_apps(cluster) -> list[dict]:
 
 def test_a_task_killed_by_yarn_for_memory_is_a_fault_and_its_retry_publishes(published, reference, yarn):
     published.on_yarn(yarn)
-    # The write's tasks each hold 2 GiB in their Python worker: over the
-    # executor container's 1.5 GB, so the NodeManager kills the container,
+    # The write's tasks each hold 3 GiB in their Python worker: over the
+    # executor container's 2.5 GB, so the NodeManager kills the container,
     # every attempt of the task, until Spark gives the job up.
     run = published.ingest(RUN_B, failpoint="in_write:bronze.interactions@120",
-                           env={"PIPELINE_FAILPOINT_HOLD_MB": "2048"})
+                           env={"PIPELINE_FAILPOINT_HOLD_MB": "3072"})
     assert run.returncode not in (0, GATE_BLOCKED_EXIT), run.stderr[-3000:]  # a fault, not a verdict: retried
     assert "physical memory" in run.stderr, run.stderr[-3000:]  # YARN's kill, not another failure
     assert_main_is_run_a(published)
