@@ -109,15 +109,21 @@ class JobRun:
 
 def _commit_conflict(exc: BaseException) -> bool:
     text = str(exc)
-    return "ValidationException: Found conflicting files" in text or "CommitFailedException" in text
+    return any(sign in text for sign in ("ValidationException: Found conflicting files", "CommitFailedException",
+                                         "the table has been concurrently modified"))
 
 
 # The ops tables take row-level writes from stages running side by side: Iceberg
-# refuses a commit that another one made stale, and the write is done again on
-# the new state (it writes the same rows, so doing it again is safe).
+# refuses a commit that another one made stale, and a MERGE whose table another
+# commit changed while it was planned, and the write is done again on the new
+# state (it writes the same rows, so doing it again is safe).
 retry_on_commit_conflict = tenacity.retry(retry=tenacity.retry_if_exception(_commit_conflict),
                                           stop=tenacity.stop_after_attempt(8),
                                           wait=tenacity.wait_random_exponential(multiplier=0.5, max=10), reraise=True)
+
+
+def _sql_str(value: str) -> str:
+    return value.replace("'", "''")
 
 
 JOB_RUN_SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in JOB_RUNS.columns.split(","))
@@ -132,7 +138,11 @@ def record_job_run(spark: SparkSession, run: JobRun, status: str, finished: dt.d
     create_tables(spark, [JOB_RUNS])
     view = f"job_run_{run.job}_{abs(hash(run.run_id))}"
     conform(spark.createDataFrame(row, JOB_RUN_SCHEMA), JOB_RUNS).createOrReplaceTempView(view)
-    spark.sql(f"""MERGE INTO {JOB_RUNS.identifier} t USING {view} s ON t.run_id = s.run_id AND t.job = s.job
+    # The literals give Iceberg the rows this MERGE can touch: only a commit to
+    # this (job, run id) conflicts with it, not the other stages' rows.
+    spark.sql(f"""MERGE INTO {JOB_RUNS.identifier} t USING {view} s
+                  ON t.job = '{_sql_str(run.job)}' AND t.run_id = '{_sql_str(run.run_id)}'
+                     AND t.run_id = s.run_id AND t.job = s.job
                   WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *""")
     spark.catalog.dropTempView(view)
 

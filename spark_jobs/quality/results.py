@@ -10,7 +10,7 @@ import json
 from pyspark.sql import SparkSession
 
 from iceberg_catalog.tables import QUALITY_RESULTS, create_tables
-from spark_jobs.common import conform, retry_on_commit_conflict
+from spark_jobs.common import _sql_str, conform, retry_on_commit_conflict
 from spark_jobs.quality.validation import TableValidation
 
 SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in QUALITY_RESULTS.columns.split(","))
@@ -41,7 +41,3 @@ def record_results(spark: SparkSession, run_id: str, stage: str, rows: list[tupl
               f"AND stage = '{_sql_str(stage)}'")
     if rows:
         conform(spark.createDataFrame(rows, SCHEMA), QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
-
-
-def _sql_str(value: str) -> str:
-    return value.replace("'", "''")

@@ -43,3 +43,33 @@ def test_side_by_side_finishes_every_action_before_raising_the_first_failure(spa
     with pytest.raises(ValueError, match="gold.x: no rows"):
         side_by_side(spark, fails, counts)
     assert finished == [100]
+
+
+def test_job_runs_recorded_by_stages_side_by_side_are_all_kept(spark):
+    """The DAG's gold stages start and end together, each writing its ops.job_runs
+    row with a MERGE: a MERGE whose table another one committed to meanwhile is
+    done again, so every stage's row is there once with its last status."""
+    import uuid
+
+    from spark_jobs.common import JobRun, record_job_run
+
+    ROUNDS = 5
+    run_id = f"side-by-side-{uuid.uuid4().hex[:8]}"
+    jobs = [f"stage_{i}" for i in range(4)]
+    all_started = threading.Barrier(len(jobs), timeout=120)
+
+    def record(job: str) -> None:
+        session = spark.newSession()  # a stage's own application, as far as Iceberg can tell
+        run = JobRun(job, run_id)
+        all_started.wait()
+        for rows_out in range(ROUNDS):
+            run.rows_out = rows_out
+            record_job_run(session, run, "running")
+        record_job_run(session, run, "succeeded")
+
+    try:
+        side_by_side(spark, *[lambda job=job: record(job) for job in jobs])
+        rows = spark.sql(f"SELECT job, status, rows_out FROM iceberg.ops.job_runs WHERE run_id = '{run_id}'").collect()
+        assert sorted(tuple(r) for r in rows) == [(job, "succeeded", ROUNDS - 1) for job in jobs]
+    finally:
+        spark.sql(f"DELETE FROM iceberg.ops.job_runs WHERE run_id = '{run_id}'")
