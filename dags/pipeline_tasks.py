@@ -286,6 +286,7 @@ class StageOperator(SparkSubmitOperator):
         # on YARN its application may also still hold containers.
         self._kill_earlier_local_attempts(application_name(dag_id, self.task_id, run_id))
         if hook._connection["master"].startswith("yarn"):
+            hook._conf.update(spark_driver_conf(on_yarn=True))
             properties = os.environ.get("PIPELINE_SPARK_PROPERTIES_FILE")
             if properties:
                 hook._properties_file = properties

@@ -84,7 +84,7 @@ def spark_jars() -> list[str]:
     return [str(j) for j in jars]
 
 
-def spark_driver_conf() -> dict[str, str]:
+def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
     """spark-submit settings of a driver JVM started on this machine. Only on
     the command line (or before a session's JVM starts) do they count.
 
@@ -95,8 +95,15 @@ def spark_driver_conf() -> dict[str, str]:
     * The class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if
       any. It is valid for spark-submit's own class path: a SPARK_CONF_DIR
       (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
-      JDK 17 can neither archive nor map, so such drivers load from the jars."""
+      JDK 17 can neither archive nor map, so such drivers load from the jars.
+    * On YARN, the client JIT compiler only: there the driver plans, commits and
+      audits while executors process the rows, and its code never runs long
+      enough for the optimising compiler to repay its work (the demo's
+      engagement stage: 62-69 s of driver CPU with both compilers, 39-41 s with
+      the client one; docs/performance.md)."""
     options = ["-XX:+UseParallelGC"]
+    if on_yarn:
+        options.append("-XX:TieredStopAtLevel=1")
     if not os.environ.get("SPARK_CONF_DIR") and SPARK_DRIVER_CLASS_ARCHIVE.exists():
         options.append(f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}")
     return {"spark.driver.extraJavaOptions": " ".join(options)}
