@@ -286,10 +286,14 @@ class StageOperator(SparkSubmitOperator):
         # on YARN its application may also still hold containers.
         self._kill_earlier_local_attempts(application_name(dag_id, self.task_id, run_id))
         if hook._connection["master"].startswith("yarn"):
-            hook._conf.update(spark_driver_conf(on_yarn=True))
             properties = os.environ.get("PIPELINE_SPARK_PROPERTIES_FILE")
             if properties:
+                # The settings come from this file alone: a SPARK_CONF_DIR would
+                # put a directory first on the driver's class path, where JDK 17
+                # maps no class archive (iceberg_catalog.config.spark_driver_conf).
                 hook._properties_file = properties
+                os.environ.pop("SPARK_CONF_DIR", None)
+            hook._conf.update(spark_driver_conf(on_yarn=True))
             self._kill_earlier_yarn_attempts(hook, tag)
         try:
             super().execute(context)

@@ -95,7 +95,8 @@ def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
     * The class archive ``infra/spark_class_archive.sh`` wrote at bootstrap, if
       any. It is valid for spark-submit's own class path: a SPARK_CONF_DIR
       (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
-      JDK 17 can neither archive nor map, so such drivers load from the jars.
+      JDK 17 can neither archive nor map, so such drivers load from the jars;
+      the DAG's tasks give YARN's settings as a properties file instead.
     * On YARN, the client JIT compiler only: there the driver plans, commits and
       audits while executors process the rows, and its code never runs long
       enough for the optimising compiler to repay its work (the demo's

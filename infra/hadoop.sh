@@ -369,6 +369,13 @@ export PATH="$HADOOP_STATE/bin:\$PATH"
 export YARN_RM_URL="$(rm_url)"
 export SPARK_HISTORY_URL="$(history_url)"
 ENV
+  # On a single node the DAG's tasks give spark-submit these settings as a file
+  # and no SPARK_CONF_DIR (dags/pipeline_tasks.py): that directory would come
+  # first on the driver's class path, where JDK 17 maps no class archive. Their
+  # drivers listen on loopback all the same (pyspark's load-spark-env.sh, infra/bootstrap.sh).
+  if [ -n "$SPARK_DRIVER_BIND_HOST" ]; then
+    echo "export PIPELINE_SPARK_PROPERTIES_FILE=\"$SPARK_CONF_DIR/spark-defaults.conf\""
+  fi
 }
 
 case "${1:-}" in

@@ -190,6 +190,40 @@ def test_a_running_application_listens_on_loopback_only_and_a_retry_kills_it(yar
             submit.kill()
 
 
+def test_a_driver_submitted_as_the_dags_tasks_do_maps_the_class_archive(yarn, tmp_path, monkeypatch):
+    """The DAG's tasks submit to the single-node YARN with its settings as a
+    properties file and no SPARK_CONF_DIR (dags/pipeline_tasks.py), so the
+    driver's class path begins as the one the class archive was written for:
+    the driver maps it (-Xshare:on: a JVM that cannot refuses to start)."""
+    import os
+
+    from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
+
+    monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
+    java_options = config.spark_driver_conf(on_yarn=True)["spark.driver.extraJavaOptions"]
+    assert "-XX:SharedArchiveFile=" in java_options, f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE}"
+    app = tmp_path / "app.py"
+    app.write_text("from pyspark.sql import SparkSession\n"
+                   "spark = SparkSession.builder.getOrCreate()\n"
+                   "spark._jvm.java.lang.Thread.currentThread().getContextClassLoader()"
+                   ".loadClass('org.apache.iceberg.spark.SparkCatalog')\n"
+                   "print('master', spark.sparkContext.master, 'rows', spark.range(1000).repartition(4).count())\n")
+    class_log = tmp_path / "classes.log"
+    env = {k: v for k, v in {**os.environ, **platform_env(), **yarn.env}.items() if k != "SPARK_CONF_DIR"}
+    proc = subprocess.run(
+        [str(SPARK_SUBMIT), "--master", "yarn", "--properties-file", yarn.env["PIPELINE_SPARK_PROPERTIES_FILE"],
+         "--conf", f"spark.driver.extraJavaOptions={java_options} -Xshare:on -Xlog:class+load=info:file={class_log}",
+         str(app)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "master yarn rows 1000" in proc.stdout
+    sources = {}
+    for line in class_log.read_text().splitlines():
+        name, _, source = line.partition(" source: ")
+        sources[name.rsplit(" ", 1)[-1]] = source
+    assert sources["org.apache.spark.SparkContext"].startswith("shared objects file")
+    assert sources["org.apache.iceberg.spark.SparkCatalog"].startswith("shared objects file")
+
+
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("landing")
