@@ -19,7 +19,6 @@
 HADOOP_VERSION="${HADOOP_VERSION:-3.5.0}"
 HADOOP_SRC="$PLATFORM_HOME/infra/hadoop"
 HADOOP_LIB="$PLATFORM_CACHE/hadoop/$HADOOP_VERSION/lib"
-HADOOP_LOCK="$HADOOP_SRC/lib.sha256"
 HADOOP_STATE="$PLATFORM_STATE/hadoop"
 LOCAL_HADOOP_CONF_DIR="$HADOOP_STATE/conf"
 SPARK_CONF_DIR_LOCAL="$HADOOP_STATE/spark-conf"
@@ -48,51 +47,8 @@ java_home() { dirname "$(dirname "$(readlink -f "$(command -v java)")")"; }
 pyspark_home() { "$VENV_PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
 
 # ---------------------------------------------------------------- install
-lib_is_pinned() {  # every jar listed in the lock is there with its sha256, and nothing else
-  [ -f "$HADOOP_LOCK" ] && [ -d "$HADOOP_LIB" ] || return 1
-  (cd "$HADOOP_LIB" && sha256sum --quiet -c "$HADOOP_LOCK" >/dev/null 2>&1) || return 1
-  [ "$(ls "$HADOOP_LIB" | wc -l)" = "$(grep -c . "$HADOOP_LOCK")" ]
-}
-
-mvn_copy_dependencies() {  # DEST: resolve the pom's closure from Maven Central into DEST
-  # -C fails the build on a checksum mismatch with the repository's .sha1.
-  (cd "$HADOOP_SRC" && mvn -q -B -C -Dmaven.repo.local="$PLATFORM_CACHE/m2" \
-    -Dhadoop.version="$HADOOP_VERSION" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$1") >"$LOG_DIR/hadoop-install.log" 2>&1 ||
-    die "mvn dependency:copy-dependencies failed; see $LOG_DIR/hadoop-install.log"
-}
-
-install() {
-  if lib_is_pinned; then
-    log "hadoop $HADOOP_VERSION jars present and verified ($HADOOP_LIB)"
-    return
-  fi
-  if ! command -v mvn >/dev/null; then  # Debian's Maven resolves the jars; only needed on the first run
-    log "installing maven (Debian package)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq maven >/dev/null || die "cannot install maven"
-  fi
-  log "resolving hadoop $HADOOP_VERSION jars from Maven Central"
-  local staging="$HADOOP_LIB.part"
-  rm -rf "$staging"; mkdir -p "$staging"
-  mvn_copy_dependencies "$staging"
-  [ -f "$HADOOP_LOCK" ] || die "no $HADOOP_LOCK: run '$0 lock' once and commit it"
-  (cd "$staging" && sha256sum --quiet -c "$HADOOP_LOCK") ||
-    die "hadoop jars differ from $HADOOP_LOCK (a changed pom needs '$0 lock')"
-  [ "$(ls "$staging" | wc -l)" = "$(grep -c . "$HADOOP_LOCK")" ] ||
-    die "mvn resolved jars not listed in $HADOOP_LOCK: run '$0 lock' after reviewing the pom"
-  rm -rf "$HADOOP_LIB"; mv "$staging" "$HADOOP_LIB"
-  log "hadoop $HADOOP_VERSION: $(ls "$HADOOP_LIB" | wc -l) jars verified into $HADOOP_LIB"
-}
-
-lock() {  # maintainer tool: pin the resolved closure after a reviewed pom change
-  local staging="$PLATFORM_CACHE/hadoop/lock.part"
-  rm -rf "$staging"; mkdir -p "$staging"
-  mvn_copy_dependencies "$staging"
-  (cd "$staging" && sha256sum -- *.jar) > "$HADOOP_LOCK"
-  rm -rf "$staging"
-  log "wrote $HADOOP_LOCK ($(grep -c . "$HADOOP_LOCK") jars)"
-}
+install() { maven_closure_install "hadoop-$HADOOP_VERSION" "$HADOOP_SRC" "$HADOOP_LIB" -Dhadoop.version="$HADOOP_VERSION"; }
+lock() { maven_closure_lock hadoop "$HADOOP_SRC" -Dhadoop.version="$HADOOP_VERSION"; }
 
 # ---------------------------------------------------------------- settings
 # Ports YARN and the History Server listen on, kept in platform.env next to

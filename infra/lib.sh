@@ -121,4 +121,58 @@ fetch_maven() {
   echo "$dest"
 }
 
+# A component's jars as the runtime closure of infra/<component>/pom.xml,
+# resolved from Maven Central by Debian's Maven into LIB and pinned by
+# infra/<component>/lib.sha256: every jar with its sha256, and no other.
+#   maven_closure_install NAME POM_DIR LIB [-Dprop=value...]   (idempotent, offline once done)
+#   maven_closure_lock NAME POM_DIR [-Dprop=value...]          (maintainer: after a reviewed pom change)
+maven_closure_is_pinned() {  # LIB LOCK
+  [ -f "$2" ] && [ -d "$1" ] || return 1
+  (cd "$1" && sha256sum --quiet -c "$2" >/dev/null 2>&1) || return 1
+  [ "$(ls "$1" | wc -l)" = "$(grep -c . "$2")" ]
+}
+
+maven_closure_resolve() {  # NAME POM_DIR DEST [-Dprop=value...]
+  local name="$1" pom_dir="$2" dest="$3"; shift 3
+  if ! command -v mvn >/dev/null; then
+    log "installing maven (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq maven >/dev/null || die "cannot install maven"
+  fi
+  mkdir -p "$PLATFORM_STATE/logs"
+  # -C fails the build on a checksum mismatch with the repository's .sha1.
+  (cd "$pom_dir" && mvn -q -B -C -Dmaven.repo.local="$PLATFORM_CACHE/m2" "$@" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$dest") >"$PLATFORM_STATE/logs/$name-install.log" 2>&1 ||
+    die "mvn dependency:copy-dependencies failed; see $PLATFORM_STATE/logs/$name-install.log"
+}
+
+maven_closure_install() {  # NAME POM_DIR LIB [-Dprop=value...]
+  local name="$1" pom_dir="$2" lib="$3"; shift 3
+  local lock="$pom_dir/lib.sha256"
+  if maven_closure_is_pinned "$lib" "$lock"; then
+    log "$name jars present and verified ($lib)"
+    return
+  fi
+  [ -f "$lock" ] || die "no $lock: run the lock command once and commit it"
+  log "resolving $name jars from Maven Central"
+  local staging="$lib.part"
+  rm -rf "$staging"; mkdir -p "$staging"
+  maven_closure_resolve "$name" "$pom_dir" "$staging" "$@"
+  (cd "$staging" && sha256sum --quiet -c "$lock") || die "$name jars differ from $lock (a changed pom needs a new lock)"
+  [ "$(ls "$staging" | wc -l)" = "$(grep -c . "$lock")" ] ||
+    die "mvn resolved $name jars not listed in $lock: lock again after reviewing the pom"
+  rm -rf "$lib"; mv "$staging" "$lib"
+  log "$name: $(ls "$lib" | wc -l) jars verified into $lib"
+}
+
+maven_closure_lock() {  # NAME POM_DIR [-Dprop=value...]
+  local name="$1" pom_dir="$2"; shift 2
+  local staging="$PLATFORM_CACHE/$name-lock.part"
+  rm -rf "$staging"; mkdir -p "$staging"
+  maven_closure_resolve "$name" "$pom_dir" "$staging" "$@"
+  (cd "$staging" && sha256sum -- *.jar) > "$pom_dir/lib.sha256"
+  rm -rf "$staging"
+  log "wrote $pom_dir/lib.sha256 ($(grep -c . "$pom_dir/lib.sha256") jars)"
+}
+
 venv_python() { echo "$PLATFORM_HOME/.venv/bin/python"; }
