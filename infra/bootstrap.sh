@@ -51,7 +51,7 @@ fetch_maven org.postgresql postgresql "$POSTGRES_JDBC_VERSION" >/dev/null
 ensure_platform_env
 
 # Each service with downloads of its own installs them here (idempotent).
-for component in hadoop trino airflow datadocs superset; do
+for component in hadoop kafka trino airflow datadocs superset; do
   script="$PLATFORM_HOME/infra/$component.sh"
   if [ -x "$script" ]; then "$script" install; fi
 done

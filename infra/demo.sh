@@ -14,6 +14,7 @@ log "generating $DEMO_EVENTS realistic events over $DEMO_START..$DEMO_END into $
 "$PY" -m datagen --mode realistic --out "$LANDING_DIR" --events "$DEMO_EVENTS" \
   --start-date "$DEMO_START" --days "$DEMO_DAYS" --seed 42 >/dev/null
 bash infra/hadoop.sh start
+bash infra/kafka.sh start
 bash infra/datadocs.sh start
 bash infra/trino.sh start
 bash infra/superset.sh start
@@ -40,6 +41,7 @@ Airflow UI         http://localhost:${AIRFLOW_PORT}   user admin, password ${AIR
 YARN UI            $(bash infra/hadoop.sh env | sed -n 's/^export YARN_RM_URL=//p' | tr -d "'\"")
 Spark History      $(bash infra/hadoop.sh env | sed -n 's/^export SPARK_HISTORY_URL=//p' | tr -d "'\"")
 Data Docs          $(bash infra/datadocs.sh url)
+Kafka              127.0.0.1:${KAFKA_PORT}   topic interactions: make kafka-produce replays the demo's events
 Trino              https://localhost:${TRINO_PORT}   bin/trino (analyst); password in .local/platform.env
 Superset           http://localhost:${SUPERSET_PORT}   user admin, password ${SUPERSET_ADMIN_PASSWORD}; dashboards: Executive overview, Engagement, App performance, Sessions, Data quality
 Stop everything:   make down

@@ -6,3 +6,5 @@ POSTGRES_JDBC_VERSION=42.7.8
 HADOOP_VERSION=3.5.0
 # Trino server-core + Iceberg plugin + CLI (one version for all three); needs Java 24+.
 TRINO_VERSION=476
+# One Kafka broker in KRaft mode; jars pinned in infra/kafka/lib.sha256.
+KAFKA_VERSION=4.1.1

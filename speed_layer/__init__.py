@@ -1,0 +1,1 @@
+"""The speed layer: interaction events through Kafka (docs/architecture.md)."""

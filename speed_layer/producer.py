@@ -1,0 +1,137 @@
+"""Replays landing interaction files into a Kafka topic, one JSON message per event.
+
+    python -m speed_layer.producer [--landing .local/landing/user_interactions]
+        [--topic interactions] [--partitions 3] [--rate 10000] [--max-events N] [--max-seconds S]
+
+Each CSV row becomes ``{"user_id": ..., "timestamp": ..., "action_type": ...,
+"page_id": ..., "duration_ms": ..., "app_version": ...}`` keyed by ``user_id``,
+in file order: the values as the file has them (``duration_ms`` a JSON number
+when it is an integer). A line that is not a six-field row (the generator's
+malformed lines) is sent as it is, for the stream to reject. The topic is
+created with ``--partitions`` partitions if it does not exist. ``--rate`` holds
+events per second (0: as fast as the broker takes them).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from iceberg_catalog import config
+
+FIELDS = ("user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version")
+
+
+def bootstrap_servers() -> str:
+    """The broker infra/kafka.sh runs: KAFKA_BOOTSTRAP if set, else localhost and KAFKA_PORT."""
+    env = config.platform_env()
+    return env.get("KAFKA_BOOTSTRAP") or f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}"
+
+
+def messages(lines: Iterator[str]) -> Iterator[tuple[str | None, bytes]]:
+    """(key, value) per data line of an interactions CSV (its header skipped)."""
+    for line in lines:
+        text = line.rstrip("\r\n")
+        if not text:
+            continue
+        row = next(csv.reader([text]), [])
+        if len(row) != len(FIELDS):
+            yield None, text.encode()
+            continue
+        if tuple(row) == FIELDS:
+            continue  # a header
+        event = dict(zip(FIELDS, row))
+        duration = event["duration_ms"]
+        if duration.lstrip("-").isdigit():
+            event["duration_ms"] = int(duration)
+        yield event["user_id"] or None, json.dumps(event, separators=(",", ":")).encode()
+
+
+def landing_lines(path: Path) -> Iterator[str]:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*.csv") if p.is_file())
+    if not files:
+        raise SystemExit(f"no CSV files under {path}")
+    for file in files:
+        with open(file, encoding="utf-8", errors="replace", newline="") as handle:
+            yield from handle
+
+
+def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic in admin.list_topics(timeout=30).topics:
+        return
+    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic]
+    try:
+        future.result(timeout=30)
+    except KafkaException as exc:
+        if "TOPIC_ALREADY_EXISTS" not in str(exc):
+            raise
+
+
+def produce(source: Iterator[tuple[str | None, bytes]], bootstrap: str, topic: str, rate: float,
+            max_events: int | None, max_seconds: float | None) -> int:
+    """Sends the messages, paced to ``rate`` per second; returns how many the broker acknowledged."""
+    failures: list[str] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20,
+                         "compression.type": "lz4"})
+
+    def delivered(err, _msg) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    started = time.monotonic()
+    sent = 0
+    for key, value in source:
+        if max_events is not None and sent >= max_events:
+            break
+        elapsed = time.monotonic() - started
+        if max_seconds is not None and elapsed >= max_seconds:
+            break
+        if rate > 0 and sent > elapsed * rate:
+            time.sleep(sent / rate - elapsed)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=delivered)
+                break
+            except BufferError:  # the local queue is full: let the broker catch up
+                producer.poll(0.1)
+        producer.poll(0)
+        sent += 1
+    producer.flush()
+    if failures:
+        raise SystemExit(f"{len(failures)} of {sent} messages not delivered, e.g. {failures[0]}")
+    return sent
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--landing", type=Path, default=config.PLATFORM_STATE / "landing" / "user_interactions",
+                        help="an interactions CSV file or a folder of them (default: make demo's)")
+    parser.add_argument("--topic", default="interactions")
+    parser.add_argument("--partitions", type=int, default=3, help="for a topic that does not exist yet")
+    parser.add_argument("--rate", type=float, default=10_000, help="events per second; 0: as fast as possible")
+    parser.add_argument("--max-events", type=int)
+    parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--bootstrap", default=None, help="host:port (default: infra/kafka.sh's broker)")
+    args = parser.parse_args(argv)
+    if args.rate < 0 or args.partitions < 1:
+        parser.error("--rate must be >= 0 and --partitions >= 1")
+    bootstrap = args.bootstrap or bootstrap_servers()
+    ensure_topic(bootstrap, args.topic, args.partitions)
+    started = time.monotonic()
+    sent = produce(messages(landing_lines(args.landing)), bootstrap, args.topic, args.rate, args.max_events,
+                   args.max_seconds)
+    seconds = time.monotonic() - started
+    print(f"sent {sent} events to {args.topic} on {bootstrap} in {seconds:.1f} s ({sent / max(seconds, 1e-9):.0f}/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
