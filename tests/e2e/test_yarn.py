@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from iceberg_catalog import config
+from tests.class_archive import APP, assert_loaded_from_the_archive, logging_options
 from tests.databases import drop_database, fresh_database
 from tests.listening import assert_only_loopback
 from tests.e2e.yarn_service import (
@@ -194,7 +195,7 @@ def test_a_driver_submitted_as_the_dags_tasks_do_maps_the_class_archive(yarn, tm
     """The DAG's tasks submit to the single-node YARN with its settings as a
     properties file and no SPARK_CONF_DIR (dags/pipeline_tasks.py), so the
     driver's class path begins as the one the class archive was written for:
-    the driver maps it (-Xshare:on: a JVM that cannot refuses to start)."""
+    the driver maps it."""
     import os
 
     from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
@@ -203,25 +204,16 @@ def test_a_driver_submitted_as_the_dags_tasks_do_maps_the_class_archive(yarn, tm
     java_options = config.spark_driver_conf(on_yarn=True)["spark.driver.extraJavaOptions"]
     assert "-XX:SharedArchiveFile=" in java_options, f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE}"
     app = tmp_path / "app.py"
-    app.write_text("from pyspark.sql import SparkSession\n"
-                   "spark = SparkSession.builder.getOrCreate()\n"
-                   "spark._jvm.java.lang.Thread.currentThread().getContextClassLoader()"
-                   ".loadClass('org.apache.iceberg.spark.SparkCatalog')\n"
-                   "print('master', spark.sparkContext.master, 'rows', spark.range(1000).repartition(4).count())\n")
+    app.write_text(APP)
     class_log = tmp_path / "classes.log"
     env = {k: v for k, v in {**os.environ, **platform_env(), **yarn.env}.items() if k != "SPARK_CONF_DIR"}
     proc = subprocess.run(
         [str(SPARK_SUBMIT), "--master", "yarn", "--properties-file", yarn.env["PIPELINE_SPARK_PROPERTIES_FILE"],
-         "--conf", f"spark.driver.extraJavaOptions={java_options} -Xshare:on -Xlog:class+load=info:file={class_log}",
+         "--conf", f"spark.driver.extraJavaOptions={logging_options(java_options, class_log)}",
          str(app)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "master yarn rows 1000" in proc.stdout
-    sources = {}
-    for line in class_log.read_text().splitlines():
-        name, _, source = line.partition(" source: ")
-        sources[name.rsplit(" ", 1)[-1]] = source
-    assert sources["org.apache.spark.SparkContext"].startswith("shared objects file")
-    assert sources["org.apache.iceberg.spark.SparkCatalog"].startswith("shared objects file")
+    assert_loaded_from_the_archive(class_log)
 
 
 @pytest.fixture(scope="module")

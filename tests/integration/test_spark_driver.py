@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from iceberg_catalog import config
+from tests.class_archive import APP, assert_loaded_from_the_archive, logging_options
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,15 +18,9 @@ def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp
     assert "-XX:SharedArchiveFile=" in conf["spark.driver.extraJavaOptions"], (
         f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE} (`make bootstrap` writes it) or SPARK_CONF_DIR is set")
     app = tmp_path / "app.py"
-    app.write_text("from pyspark.sql import SparkSession\n"
-                   "spark = SparkSession.builder.getOrCreate()\n"
-                   "spark._jvm.java.lang.Thread.currentThread().getContextClassLoader()"
-                   ".loadClass('org.apache.iceberg.spark.SparkCatalog')\n"
-                   "print('rows', spark.range(3).count())\n")
+    app.write_text(APP)
     class_log = tmp_path / "classes.log"
-    # -Xshare:on: the JVM refuses to start unless it can map the archive, where
-    # by default it would warn and load every class from the jars.
-    java_options = f"{conf['spark.driver.extraJavaOptions']} -Xshare:on -Xlog:class+load=info:file={class_log}"
+    java_options = logging_options(conf["spark.driver.extraJavaOptions"], class_log)
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/spark-submit"), "--master", "local[1]", "--jars", ",".join(config.spark_jars()),
          "--conf", f"spark.driver.extraJavaOptions={java_options}", str(app)],
@@ -33,13 +28,8 @@ def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "rows 3" in proc.stdout
-    sources = {}
-    for line in class_log.read_text().splitlines():
-        name, _, source = line.partition(" source: ")
-        sources[name.rsplit(" ", 1)[-1]] = source
-    assert sources["org.apache.spark.SparkContext"].startswith("shared objects file")
-    assert sources["org.apache.iceberg.spark.SparkCatalog"].startswith("shared objects file")
+    assert "master local[1] rows 1000" in proc.stdout
+    assert_loaded_from_the_archive(class_log)
 
 
 def test_the_pytest_session_driver_was_started_with_the_archive(spark):
