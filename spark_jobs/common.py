@@ -122,7 +122,8 @@ retry_on_commit_conflict = tenacity.retry(retry=tenacity.retry_if_exception(_com
                                           wait=tenacity.wait_random_exponential(multiplier=0.5, max=10), reraise=True)
 
 
-def _sql_str(value: str) -> str:
+def sql_str(value: str) -> str:
+    """``value`` inside a SQL string literal."""
     return value.replace("'", "''")
 
 
@@ -141,7 +142,7 @@ def record_job_run(spark: SparkSession, run: JobRun, status: str, finished: dt.d
     # The literals give Iceberg the rows this MERGE can touch: only a commit to
     # this (job, run id) conflicts with it, not the other stages' rows.
     spark.sql(f"""MERGE INTO {JOB_RUNS.identifier} t USING {view} s
-                  ON t.job = '{_sql_str(run.job)}' AND t.run_id = '{_sql_str(run.run_id)}'
+                  ON t.job = '{sql_str(run.job)}' AND t.run_id = '{sql_str(run.run_id)}'
                      AND t.run_id = s.run_id AND t.job = s.job
                   WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *""")
     spark.catalog.dropTempView(view)

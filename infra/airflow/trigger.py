@@ -127,12 +127,12 @@ def wait_for(api: AirflowApi, dag_id: str, run_ids: list[str], timeout: float, p
 
 def print_tasks(api: AirflowApi, dag_id: str, run_id: str, state: str) -> None:
     run = api.get(run_path(dag_id, run_id))
-    took = ""
+    elapsed = ""
     if run.get("queued_at") and run.get("end_date"):
         seconds = (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["queued_at"])).total_seconds()
-        took = f" in {seconds // 60:.0f} min {seconds % 60:.0f} s from trigger to end"
+        elapsed = f" in {seconds // 60:.0f} min {seconds % 60:.0f} s from trigger to end"
     tis = api.get(run_path(dag_id, run_id) + "/taskInstances?limit=100")["task_instances"]
-    print(f"\nrun {run_id}: {state}{took}")
+    print(f"\nrun {run_id}: {state}{elapsed}")
     for ti in sorted(tis, key=lambda t: (t["start_date"] or "9", t["task_id"])):
         took = f"{ti['duration']:.0f} s" if ti.get("duration") else ""
         print(f"  {ti['task_id']:<18} {str(ti['state']):<14} try {ti['try_number']}  {took}")

@@ -10,7 +10,7 @@ import json
 from pyspark.sql import SparkSession
 
 from iceberg_catalog.tables import QUALITY_RESULTS, create_tables
-from spark_jobs.common import _sql_str, conform, retry_on_commit_conflict
+from spark_jobs.common import conform, retry_on_commit_conflict, sql_str
 from spark_jobs.quality.validation import TableValidation
 
 SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in QUALITY_RESULTS.columns.split(","))
@@ -37,7 +37,7 @@ def record_results(spark: SparkSession, run_id: str, stage: str, rows: list[tupl
     (each attempt's Data Docs page stays). Appends go to main; Iceberg retries
     the commit if a parallel stage appended first."""
     create_tables(spark, [QUALITY_RESULTS])
-    spark.sql(f"DELETE FROM {QUALITY_RESULTS.identifier} WHERE run_id = '{_sql_str(run_id)}' "
-              f"AND stage = '{_sql_str(stage)}'")
+    spark.sql(f"DELETE FROM {QUALITY_RESULTS.identifier} WHERE run_id = '{sql_str(run_id)}' "
+              f"AND stage = '{sql_str(stage)}'")
     if rows:
         conform(spark.createDataFrame(rows, SCHEMA), QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
