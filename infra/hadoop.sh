@@ -57,19 +57,9 @@ YARN_PORT_DEFAULTS="YARN_RM_PORT=8032 YARN_RM_SCHEDULER_PORT=8030 YARN_RM_TRACKE
 YARN_RM_ADMIN_PORT=8033 YARN_RM_WEBAPP_PORT=8088 YARN_NM_WEBAPP_PORT=8042 YARN_NM_LOCALIZER_PORT=8040
 SPARK_HISTORY_PORT=18080"
 
-port_taken_in_env() { grep -qE "^[A-Z_]+=$1\$" "$PLATFORM_ENV_FILE"; }
-
 ensure_yarn_env() {  # this machine's single node: ports from platform.env, loopback only
-  ensure_platform_env
-  local pair name preferred port
-  for pair in $YARN_PORT_DEFAULTS; do
-    name="${pair%%=*}"; preferred="${pair#*=}"
-    grep -q "^$name=" "$PLATFORM_ENV_FILE" && continue
-    port="$(free_port "$preferred")"
-    while port_taken_in_env "$port"; do port="$(free_port $((port + 1)))"; done
-    echo "$name=$port" >> "$PLATFORM_ENV_FILE"
-  done
-  set -a; . "$PLATFORM_ENV_FILE"; set +a
+  # shellcheck disable=SC2086  # one NAME=PORT word each
+  ensure_ports $YARN_PORT_DEFAULTS
   export YARN_NM_HOST="$YARN_HOST" SPARK_HISTORY_HOST="$YARN_HOST" HADOOP_DEFAULT_FS="file:///"
   export SPARK_DRIVER_BIND_HOST="$YARN_HOST"
   export SPARK_EVENT_LOG_DIR="${SPARK_EVENT_LOG_DIR:-file://$PLATFORM_STATE/spark-events}"

@@ -25,16 +25,7 @@ install() { maven_closure_install "kafka-$KAFKA_VERSION" "$KAFKA_SRC" "$KAFKA_LI
 lock() { maven_closure_lock kafka "$KAFKA_SRC" -Dkafka.version="$KAFKA_VERSION"; }
 
 settings() {  # this machine: ports from platform.env, loopback only
-  ensure_platform_env
-  local pair name port
-  for pair in KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093; do
-    name="${pair%%=*}"
-    grep -q "^$name=" "$PLATFORM_ENV_FILE" && continue
-    port="$(free_port "${pair#*=}")"
-    while grep -qE "^[A-Z_]+=$port\$" "$PLATFORM_ENV_FILE"; do port="$(free_port $((port + 1)))"; done
-    echo "$name=$port" >> "$PLATFORM_ENV_FILE"
-  done
-  set -a; . "$PLATFORM_ENV_FILE"; set +a
+  ensure_ports KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093
   KAFKA_LISTEN_HOST="${KAFKA_LISTEN_HOST:-127.0.0.1}" KAFKA_ADVERTISED_HOST="${KAFKA_ADVERTISED_HOST:-127.0.0.1}"
 }
 

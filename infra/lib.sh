@@ -100,6 +100,23 @@ ENV
   mkdir -p "$ICEBERG_WAREHOUSE"
 }
 
+port_taken_in_env() { grep -qE "^[A-Z_]+=$1\$" "$PLATFORM_ENV_FILE"; }
+
+# ensure_ports NAME=PREFERRED...: each port a service listens on, chosen free
+# once (and not another service's) and kept in platform.env; then exported.
+ensure_ports() {
+  ensure_platform_env
+  local pair name port
+  for pair in "$@"; do
+    name="${pair%%=*}"
+    grep -q "^$name=" "$PLATFORM_ENV_FILE" && continue
+    port="$(free_port "${pair#*=}")"
+    while port_taken_in_env "$port"; do port="$(free_port $((port + 1)))"; done
+    echo "$name=$port" >> "$PLATFORM_ENV_FILE"
+  done
+  set -a; . "$PLATFORM_ENV_FILE"; set +a
+}
+
 # fetch_maven GROUP ARTIFACT VERSION [EXT] [CLASSIFIER] -> prints the cached path.
 # The sha256 must be listed in infra/checksums.sha256; a mismatch is fatal.
 fetch_maven() {
