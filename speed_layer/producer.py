@@ -6,8 +6,9 @@
 Each CSV row becomes ``{"user_id": ..., "timestamp": ..., "action_type": ...,
 "page_id": ..., "duration_ms": ..., "app_version": ...}`` keyed by ``user_id``,
 in file order: the values as the file has them (``duration_ms`` a JSON number
-when it is an integer). A line that is not a six-field row (the generator's
-malformed lines) is sent as it is, for the stream to reject. The topic is
+when it is an integer). Any other line but the header (the generator's
+malformed lines, blank or undecodable ones) is sent as it is, for the stream
+to reject, as the batch ingest rejects it. The topic is
 created with ``--partitions`` partitions if it does not exist. ``--rate`` holds
 events per second (0: as fast as the broker takes them).
 """
@@ -35,18 +36,21 @@ def bootstrap_servers() -> str:
     return env.get("KAFKA_BOOTSTRAP") or f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}"
 
 
-def messages(lines: Iterator[str]) -> Iterator[tuple[str | None, bytes]]:
-    """(key, value) per data line of an interactions CSV (its header skipped)."""
-    for line in lines:
-        text = line.rstrip("\r\n")
-        if not text:
+def messages(lines: Iterator[bytes]) -> Iterator[tuple[str | None, bytes]]:
+    """(key, value) per line of one interactions CSV, its header line skipped. Lines
+    that are not a six-field UTF-8 row (blank ones included) go as they are: the
+    stream rejects them with their reason, as the batch ingest does."""
+    for number, raw in enumerate(lines):
+        line = raw.removesuffix(b"\n").removesuffix(b"\r")
+        try:
+            row = next(csv.reader([line.decode("utf-8")]), [])
+        except UnicodeDecodeError:
+            row = []
+        if number == 0 and tuple(row) == FIELDS:
             continue
-        row = next(csv.reader([text]), [])
         if len(row) != len(FIELDS):
-            yield None, text.encode()
+            yield None, line
             continue
-        if tuple(row) == FIELDS:
-            continue  # a header
         event = dict(zip(FIELDS, row))
         duration = event["duration_ms"]
         if duration.lstrip("-").isdigit():
@@ -54,13 +58,13 @@ def messages(lines: Iterator[str]) -> Iterator[tuple[str | None, bytes]]:
         yield event["user_id"] or None, json.dumps(event, separators=(",", ":")).encode()
 
 
-def landing_lines(path: Path) -> Iterator[str]:
+def landing_messages(path: Path) -> Iterator[tuple[str | None, bytes]]:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*.csv") if p.is_file())
     if not files:
         raise SystemExit(f"no CSV files under {path}")
     for file in files:
-        with open(file, encoding="utf-8", errors="replace", newline="") as handle:
-            yield from handle
+        with open(file, "rb") as handle:
+            yield from messages(handle)
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = args.bootstrap or bootstrap_servers()
     ensure_topic(bootstrap, args.topic, args.partitions)
     started = time.monotonic()
-    sent = produce(messages(landing_lines(args.landing)), bootstrap, args.topic, args.rate, args.max_events,
+    sent = produce(landing_messages(args.landing), bootstrap, args.topic, args.rate, args.max_events,
                    args.max_seconds)
     seconds = time.monotonic() - started
     print(f"sent {sent} events to {args.topic} on {bootstrap} in {seconds:.1f} s ({sent / max(seconds, 1e-9):.0f}/s)")
