@@ -84,6 +84,17 @@ def spark_jars() -> list[str]:
     return [str(j) for j in jars]
 
 
+def spark_kafka_jars() -> list[str]:
+    """Spark's Kafka source and its dependencies (infra/kafka.sh install), for the speed layer."""
+    import pyspark
+
+    lib = Path(os.environ.get("PLATFORM_CACHE", PROJECT_ROOT / ".cache")) / "spark-kafka" / pyspark.__version__ / "lib"
+    jars = sorted(str(j) for j in lib.glob("*.jar"))
+    if not jars:
+        raise PlatformNotConfigured(f"no jars in {lib}; run `make bootstrap` (infra/kafka.sh install)")
+    return jars
+
+
 def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
     """spark-submit settings of a driver JVM started on this machine. Only on
     the command line (or before a session's JVM starts) do they count.

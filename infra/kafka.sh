@@ -2,11 +2,12 @@
 # One Apache Kafka broker in KRaft mode (broker and controller in one JVM, no
 # ZooKeeper) on localhost, from Maven Central's jars:
 #
-#   infra/kafka.sh install       jars checksum-pinned by infra/kafka/lib.sha256 (idempotent)
+#   infra/kafka.sh install       the broker's jars (infra/kafka/lib.sha256) and Spark's Kafka
+#                                source (infra/spark-kafka/lib.sha256), checksum-pinned (idempotent)
 #   infra/kafka.sh start|stop|status
 #   infra/kafka.sh bootstrap     prints host:port for clients
 #   infra/kafka.sh run           in a docker-compose.yml container: the broker in the foreground
-#   infra/kafka.sh lock          after changing infra/kafka/pom.xml
+#   infra/kafka.sh lock          after changing either pom.xml
 #
 # Ports: KAFKA_PORT and KAFKA_CONTROLLER_PORT in .local/platform.env (chosen
 # free once). Log directories: .local/kafka/data, formatted once with a
@@ -21,8 +22,17 @@ KAFKA_STATE="${KAFKA_STATE:-$PLATFORM_STATE/kafka}"
 PID_FILE="$PLATFORM_STATE/run/kafka.pid"
 LOG_FILE="$PLATFORM_STATE/logs/kafka.out"
 
-install() { maven_closure_install "kafka-$KAFKA_VERSION" "$KAFKA_SRC" "$KAFKA_LIB" -Dkafka.version="$KAFKA_VERSION"; }
-lock() { maven_closure_lock kafka "$KAFKA_SRC" -Dkafka.version="$KAFKA_VERSION"; }
+SPARK_KAFKA_SRC="$PLATFORM_HOME/infra/spark-kafka"
+SPARK_KAFKA_LIB="$PLATFORM_CACHE/spark-kafka/$SPARK_VERSION/lib"  # iceberg_catalog/config.py: spark_kafka_jars
+
+install() {
+  maven_closure_install "kafka-$KAFKA_VERSION" "$KAFKA_SRC" "$KAFKA_LIB" -Dkafka.version="$KAFKA_VERSION"
+  maven_closure_install "spark-kafka-$SPARK_VERSION" "$SPARK_KAFKA_SRC" "$SPARK_KAFKA_LIB" -Dspark.version="$SPARK_VERSION"
+}
+lock() {
+  maven_closure_lock kafka "$KAFKA_SRC" -Dkafka.version="$KAFKA_VERSION"
+  maven_closure_lock spark-kafka "$SPARK_KAFKA_SRC" -Dspark.version="$SPARK_VERSION"
+}
 
 settings() {  # this machine: ports from platform.env, loopback only
   ensure_ports KAFKA_PORT=9092 KAFKA_CONTROLLER_PORT=9093

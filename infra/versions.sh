@@ -1,6 +1,8 @@
 # Every downloaded artifact's version, in one place. Checksums: checksums.sha256.
 ICEBERG_VERSION=1.10.1
 SPARK_SCALA_SUFFIX=4.0_2.13
+# pyspark's (requirements.txt): Spark's Kafka source, pinned in infra/spark-kafka/lib.sha256.
+SPARK_VERSION=4.0.1
 POSTGRES_JDBC_VERSION=42.7.8
 # Single-node YARN (ResourceManager + NodeManager); jars pinned in infra/hadoop/lib.sha256.
 HADOOP_VERSION=3.5.0

@@ -29,7 +29,7 @@ def page_loads(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_LAT
     return enriched.where(F.col("action_type").isin(list(latency_actions)))
 
 
-def _latency_percentiles(values: Column, frequency: Column | None = None) -> Column:
+def latency_percentiles(values: Column, frequency: Column | None = None) -> Column:
     """The p50, p95 and p99 of ``values`` as one array: a single value->count map
     per group instead of three, with the same result as three scalar calls. With
     ``frequency``, each row counts that many times (latency_cells)."""
@@ -38,7 +38,7 @@ def _latency_percentiles(values: Column, frequency: Column | None = None) -> Col
     return F.percentile(*args).alias("_quantiles")
 
 
-def _percentile_columns() -> list[Column]:
+def percentile_columns() -> list[Column]:
     return [
         F.col("_quantiles")[0].alias("p50_ms"),
         F.col("_quantiles")[1].alias("p95_ms"),
@@ -58,8 +58,8 @@ def version_days(enriched: DataFrame, latency_actions: Sequence[str] = DEFAULT_L
     return (
         enriched.groupBy("event_date", "app_version")
         .agg(F.count(F.lit(1)).alias("all_events"), F.count(load_ms).alias("events"),
-             _latency_percentiles(load_ms))
-        .select("event_date", "app_version", "all_events", "events", *_percentile_columns())
+             latency_percentiles(load_ms))
+        .select("event_date", "app_version", "all_events", "events", *percentile_columns())
     )
 
 
@@ -85,8 +85,8 @@ def app_version_latency_overall(cells: DataFrame) -> DataFrame:
     """(app_version, events, p50_ms, p95_ms, p99_ms) over page loads of all dates, from latency_cells."""
     return (
         cells.groupBy("app_version")
-        .agg(F.sum("n").alias("events"), _latency_percentiles(F.col("duration_ms"), F.col("n")))
-        .select("app_version", "events", *_percentile_columns())
+        .agg(F.sum("n").alias("events"), latency_percentiles(F.col("duration_ms"), F.col("n")))
+        .select("app_version", "events", *percentile_columns())
     )
 
 
@@ -96,13 +96,13 @@ def device_latency(cells: DataFrame) -> DataFrame:
     return (
         cells.groupBy("device_type")
         # Exact long sum, then one division: the correctly rounded mean.
-        .agg(F.sum("n").alias("events"), _latency_percentiles(F.col("duration_ms"), F.col("n")),
+        .agg(F.sum("n").alias("events"), latency_percentiles(F.col("duration_ms"), F.col("n")),
              F.sum(F.col("n") * F.col("duration_ms")).alias("_sum_ms"))
         .select(
             "device_type",
             "events",
             (F.col("_sum_ms").cast("double") / F.col("events")).alias("mean_ms"),
-            *_percentile_columns(),
+            *percentile_columns(),
         )
     )
 

@@ -45,8 +45,14 @@ def sessions_of(events: DataFrame, gap_seconds: int, time: str, order: list[str]
 
 def sessionize(enriched: DataFrame, gap_seconds: int = DEFAULT_GAP_SECONDS) -> DataFrame:
     """gold.sessions rows of the events of silver.interactions_enriched."""
-    sessions = sessions_of(enriched, gap_seconds, "event_ts", EVENT_ORDER[1:],
-                           keep=("duration_ms", *SESSION_DIMENSIONS))
+    return session_rows(sessions_of(enriched, gap_seconds, "event_ts", EVENT_ORDER[1:],
+                                    keep=("duration_ms", *SESSION_DIMENSIONS)))
+
+
+def session_rows(sessions: DataFrame) -> DataFrame:
+    """gold.sessions rows of sessions_of's (user_id, session_start, session_end,
+    events) with the ``duration_ms`` of each session's last event and the user's
+    SESSION_DIMENSIONS (the speed layer's live sessions come in this shape too)."""
     elapsed_ms = (F.unix_micros("session_end") - F.unix_micros("session_start")) / 1000
     # device_type and country are constant per user in silver; the last event's are the session's.
     return sessions.select(
