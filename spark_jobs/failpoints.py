@@ -13,6 +13,7 @@ points:
     audited              the audit passed, before the first table is published
     published:<table>    <table> published, before the next one
     in_write:<table>     inside the Spark tasks that write <table>, before its commit
+    stream_committed:<table>  the speed layer committed a micro-batch to <table> (spark_jobs/stream.py)
 """
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 
 from iceberg_catalog import config
 from iceberg_catalog.tables import TableSpec, create_tables
+from spark_jobs import failpoints
 from spark_jobs.common import conform, sql_str
 from spark_jobs.ingest import INTERACTION_COLUMNS, REJECTED_ROWS
 from spark_jobs.sessions import STAGE as SESSIONS_STAGE
@@ -74,7 +75,7 @@ STREAM_PROGRESS = TableSpec(
 TABLES = (LIVE_INTERACTIONS, LIVE_LATENCY, LIVE_SESSIONS, LIVE_DAU, STREAM_PROGRESS, REJECTED_ROWS)
 QUERIES = ("bronze", "latency", "sessions", "dau")
 
-QUERY_PROPERTY = "speed-layer.query"
+QUERY_PROPERTY = "speed-layer.query-id"
 BATCH_PROPERTY = "speed-layer.batch-id"
 
 
@@ -106,33 +107,40 @@ class BatchCommits:
     """Commits a micro-batch's rows to a table once, whatever the retries.
 
     A query's batches commit in order, so the last batch id a query committed
-    to a table says whether a replayed batch is done there; it is read from the
-    table's snapshot summaries once per table and query, then kept."""
+    to a table says whether a replayed batch is done there. A query is known by
+    the id Spark keeps in its checkpoint (a new checkpoint is a new query, its
+    batches numbered from 0 again). That last id is read from the table's
+    snapshot summaries once per table and query, then kept."""
 
     def __init__(self, spark: SparkSession):
         self.spark = spark
         self.last: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
+        self.query_ids: dict[str, str] = {}
+        self.started = threading.Event()
 
-    def _last_committed(self, spec: TableSpec, query: str) -> int:
+    def _last_committed(self, spec: TableSpec, query_id: str) -> int:
         with self.lock:
-            if (spec.name, query) not in self.last:
+            if (spec.name, query_id) not in self.last:
                 row = self.spark.sql(
                     f"SELECT max(CAST(summary['{BATCH_PROPERTY}'] AS BIGINT)) FROM {spec.identifier}.snapshots "
-                    f"WHERE summary['{QUERY_PROPERTY}'] = '{sql_str(query)}'").first()
-                self.last[(spec.name, query)] = -1 if row[0] is None else row[0]
-            return self.last[(spec.name, query)]
+                    f"WHERE summary['{QUERY_PROPERTY}'] = '{sql_str(query_id)}'").first()
+                self.last[(spec.name, query_id)] = -1 if row[0] is None else row[0]
+            return self.last[(spec.name, query_id)]
 
     def commit(self, spec: TableSpec, df: DataFrame, query: str, batch_id: int, overwrite=None) -> bool:
         """Appends ``df`` (or replaces the rows ``overwrite`` selects); False if the batch was committed before."""
-        if batch_id <= self._last_committed(spec, query):
+        self.started.wait()  # a first batch can start before start() has returned the query's id
+        query_id = self.query_ids[query]
+        if batch_id <= self._last_committed(spec, query_id):
             return False
         writer = (conform(df, spec).writeTo(spec.identifier)
-                  .option(f"snapshot-property.{QUERY_PROPERTY}", query)
+                  .option(f"snapshot-property.{QUERY_PROPERTY}", query_id)
                   .option(f"snapshot-property.{BATCH_PROPERTY}", str(batch_id)))
         writer.append() if overwrite is None else writer.overwrite(overwrite)
         with self.lock:
-            self.last[(spec.name, query)] = batch_id
+            self.last[(spec.name, query_id)] = batch_id
+        failpoints.reached(f"stream_committed:{spec.name}")
         return True
 
 
@@ -243,8 +251,10 @@ class SpeedLayer:
             if counts["first_ts"] is not None:
                 now_ms = int(time.time() * 1000)
                 median_ts, p05_ts = counts["ts_quantiles"]
-                self.progress.latencies[batch_id] = (int(now_ms - median_ts), int(now_ms - p05_ts),
-                                                     now_ms - counts["first_ts"])
+                latency = (int(now_ms - median_ts), int(now_ms - p05_ts), now_ms - counts["first_ts"])
+                self.progress.latencies[batch_id] = latency
+                print(f"bronze batch {batch_id}: {counts['accepted']} accepted, {counts['rejected']} rejected; "
+                      f"Kafka to commit p50 {latency[0]} ms, max {latency[2]} ms", flush=True)
         finally:
             classified.unpersist()
 
@@ -324,12 +334,41 @@ class SpeedLayer:
             writer = (writer.trigger(availableNow=True) if self.args.available_now
                       else writer.trigger(processingTime=f"{self.args.trigger_seconds} seconds"))
             queries.append(writer.start())
+            self.commits.query_ids[name] = queries[-1].id
+        self.commits.started.set()
         return queries
 
     def stop(self, queries) -> None:
         for q in queries:
             q.stop()
+        self.spark.streams.removeListener(self.progress)
         self.progress.drain(self.spark)
+
+
+def run(spark: SparkSession, args: argparse.Namespace, stopping: threading.Event | None = None) -> None:
+    """Runs the speed layer on ``spark`` until ``stopping`` is set, --run-seconds
+    pass, or, with --available-now, the topic's messages are done; a query's
+    failure stops the others and is raised."""
+    stopping = stopping or threading.Event()
+    spark.conf.set("spark.sql.streaming.stateStore.providerClass",
+                   "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+    layer = SpeedLayer(spark, args)
+    queries = layer.start()
+    print(f"speed layer: {len(queries)} queries on topic {args.topic}; Spark UI {spark.sparkContext.uiWebUrl}",
+          flush=True)
+    deadline = None if args.run_seconds is None else time.monotonic() + args.run_seconds
+    try:
+        while not stopping.is_set():
+            failed = [q for q in queries if not q.isActive and q.exception() is not None]
+            if failed:
+                raise failed[0].exception()
+            if args.available_now and not any(q.isActive for q in queries):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stopping.wait(1.0)
+    finally:
+        layer.stop(queries)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,30 +377,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     spark = build_spark_session(f"speed layer {args.topic}", {
         "spark.jars": ",".join(config.spark_jars() + config.spark_kafka_jars()),
-        # Small micro-batches: a few shuffle partitions, and state for them.
+        # Micro-batches are small: a few shuffle partitions, each a state store.
         "spark.sql.shuffle.partitions": os.environ.get("STREAM_SHUFFLE_PARTITIONS", "4"),
-        "spark.sql.streaming.stateStore.providerClass":
-            "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
     })
-    layer = SpeedLayer(spark, args)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    queries = layer.start()
-    print(f"speed layer: {len(queries)} queries on topic {args.topic}; Spark UI {spark.sparkContext.uiWebUrl}",
-          flush=True)
-    deadline = None if args.run_seconds is None else time.monotonic() + args.run_seconds
-    while not stopping.is_set():
-        if args.available_now and not any(q.isActive for q in queries):
-            break
-        failed = [q for q in queries if not q.isActive and q.exception() is not None]
-        if failed:
-            layer.stop(queries)
-            raise failed[0].exception()
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        stopping.wait(1.0)
-    layer.stop(queries)
+    run(spark, args, stopping)
     return 0
 
 

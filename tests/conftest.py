@@ -27,9 +27,11 @@ def platform():
 def spark(platform):
     os.environ.setdefault("SPARK_MASTER", "local[2]")
     os.environ.setdefault("SPARK_SHUFFLE_PARTITIONS", "4")
+    from iceberg_catalog import config
     from spark_jobs.spark_session import build_spark_session
 
-    session = build_spark_session("pytest")
+    # With Spark's Kafka source, so the speed layer's tests can run it in this session.
+    session = build_spark_session("pytest", {"spark.jars": ",".join(config.spark_jars() + config.spark_kafka_jars())})
     yield session
     session.stop()
 

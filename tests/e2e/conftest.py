@@ -1,4 +1,4 @@
-"""Fixtures the Airflow end-to-end tests share: their landing data and one running Airflow.
+"""Fixtures the end-to-end tests share: the Kafka broker, the Airflow tests' landing data and one running Airflow.
 
 ``running_airflow`` (api-server, scheduler, dag-processor of an isolated environment)
 serves every test that asks for it, in any module, and is stopped and its databases
@@ -19,6 +19,18 @@ from airflow_service import DATES, ROOT, AirflowEnv, generate_landing, running_e
 
 _SHARED = pytest.StashKey[AirflowEnv]()
 _LAST_USER = pytest.StashKey[str]()
+
+
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """The project's broker (infra/kafka.sh), started if it is not running and
+    then stopped again; its host:port."""
+    kafka_sh = ROOT / "infra" / "kafka.sh"
+    was_running = subprocess.run(["bash", str(kafka_sh), "status"], capture_output=True).returncode == 0
+    subprocess.run(["bash", str(kafka_sh), "start"], check=True)
+    yield subprocess.run(["bash", str(kafka_sh), "bootstrap"], check=True, capture_output=True, text=True).stdout.strip()
+    if not was_running:
+        subprocess.run(["bash", str(kafka_sh), "stop"], check=True)
 
 
 @pytest.fixture(scope="session")

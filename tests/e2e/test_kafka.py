@@ -1,7 +1,7 @@
 """The speed layer's Kafka broker (infra/kafka.sh) and event producer (speed_layer.producer).
 
-The fixture starts the project's broker when it is not running and stops what
-it started; each test uses a topic of its own.
+The ``kafka`` fixture (conftest.py) starts the project's broker; each test
+uses a topic of its own.
 """
 from __future__ import annotations
 
@@ -12,21 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "infra" / "kafka.sh"
-
-
-@pytest.fixture(scope="module")
-def kafka() -> str:
-    was_running = subprocess.run(["bash", str(KAFKA_SH), "status"], capture_output=True).returncode == 0
-    subprocess.run(["bash", str(KAFKA_SH), "start"], check=True)
-    yield subprocess.run(["bash", str(KAFKA_SH), "bootstrap"], check=True, capture_output=True, text=True).stdout.strip()
-    if not was_running:
-        subprocess.run(["bash", str(KAFKA_SH), "stop"], check=True)
 
 
 def produce(landing: Path, topic: str, *args: str) -> subprocess.CompletedProcess:
