@@ -33,6 +33,7 @@ down:
 	-$(MAKE) -s superset-stop
 	-$(MAKE) -s trino-stop
 	-bash infra/hadoop.sh stop
+	-bash infra/stream.sh stop
 	-bash infra/kafka.sh stop
 	-bash infra/datadocs.sh stop
 	-bash infra/postgres.sh stop

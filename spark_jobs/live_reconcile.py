@@ -12,7 +12,7 @@ whose end plus the gap the watermark has passed (each query's latest
 watermark in ops.stream_progress); daily active users for every date. Late
 events are in bronze but in no live table, so with late events the two differ
 by them (their count is printed). Exact while the stream is caught up (stopped,
-or an ``--available-now`` run): a query still working on a batch is behind the others.
+or after a ``--until-caught-up`` run): a query still working on a batch is behind the others.
 Prints each table's differences; exit 1 if there are any.
 """
 from __future__ import annotations

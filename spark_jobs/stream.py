@@ -3,19 +3,22 @@ gold.live_sessions, gold.live_daily_active_users and ops.stream_progress
 (docs/speed_layer.md).
 
     spark-submit --py-files .local/dist/pipeline.zip spark_jobs/stream.py [--topic interactions] ...
-    python -m spark_jobs.stream --available-now      # what the topic holds, then stop
+    python -m spark_jobs.stream --until-caught-up    # what the topic holds now, then stop
 
-One application runs four streaming queries, each reading the topic with its
-own checkpoint (``--checkpoint-dir``/<query>):
+One application runs four streaming queries, each with its checkpoint in
+``--checkpoint-dir``/<query>:
 
-* ``bronze``: every message classified as the batch ingest classifies a landing
-  line; accepted events to bronze.interactions_live, rejected ones to
-  bronze.rejected_rows (dataset ``user_interactions_live``);
-* ``latency``: 1-minute event-time windows of page loads per app version, exact
+* ``bronze`` reads the topic: every message classified as the batch ingest
+  classifies a landing line (one parse per message); accepted events to
+  bronze.interactions_live, rejected ones to bronze.rejected_rows (dataset
+  ``user_interactions_live``).
+* The others read bronze.interactions_live's appends (Iceberg's streaming
+  source: typed rows, no second parse), with the watermark:
+  ``latency``: 1-minute event-time windows of page loads per app version, exact
   percentiles, written once the watermark passes the window's end;
-* ``sessions``: each user's open sessions as state (applyInPandasWithState),
-  a session written once the watermark passes its end plus the gap;
-* ``dau``: distinct users per date so far, from the (date, user) pairs seen.
+  ``sessions``: each user's open sessions as state (session windows), a
+  session written once the watermark passes its end plus the gap;
+  ``dau``: distinct users per date so far, from the (date, user) pairs seen.
 
 Exactly once: Spark's checkpoint replays a batch whose end it did not record,
 with the same offsets; each Iceberg commit of a batch carries its query and
@@ -27,6 +30,7 @@ each query counts them in ops.stream_progress (``late_events``).
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import queue
@@ -38,7 +42,6 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQueryListener
-from pyspark.sql.streaming.state import GroupStateTimeout
 
 from iceberg_catalog import config
 from iceberg_catalog.tables import TableSpec, create_tables
@@ -94,8 +97,9 @@ def parser() -> argparse.ArgumentParser:
                    help="action types whose duration is a page-load time (comma-separated)")
     p.add_argument("--max-offsets-per-trigger", type=int, default=None,
                    help="at most this many messages per micro-batch and query (default: all there are)")
-    p.add_argument("--available-now", action="store_true",
-                   help="process what the topic holds, in as many batches as needed, then stop")
+    p.add_argument("--until-caught-up", action="store_true",
+                   help="stop once every message the topic holds at the start is in every table it leads to "
+                        "(micro-batches every second)")
     p.add_argument("--run-seconds", type=float, default=None, help="stop after this long (default: until SIGTERM)")
     return p
 
@@ -117,7 +121,7 @@ class BatchCommits:
         self.last: dict[tuple[str, str], int] = {}
         self.lock = threading.Lock()
         self.query_ids: dict[str, str] = {}
-        self.started = threading.Event()
+        self.known = threading.Condition()
 
     def _last_committed(self, spec: TableSpec, query_id: str) -> int:
         with self.lock:
@@ -130,8 +134,9 @@ class BatchCommits:
 
     def commit(self, spec: TableSpec, df: DataFrame, query: str, batch_id: int, overwrite=None) -> bool:
         """Appends ``df`` (or replaces the rows ``overwrite`` selects); False if the batch was committed before."""
-        self.started.wait()  # a first batch can start before start() has returned the query's id
-        query_id = self.query_ids[query]
+        with self.known:  # a first batch can start before start() has returned the query's id
+            self.known.wait_for(lambda: query in self.query_ids)
+            query_id = self.query_ids[query]
         if batch_id <= self._last_committed(spec, query_id):
             return False
         writer = (conform(df, spec).writeTo(spec.identifier)
@@ -210,6 +215,7 @@ class SpeedLayer:
         self.commits = BatchCommits(spark)
         self.progress = ProgressRecorder(spark)
         self.latency_actions = [a.strip() for a in args.latency_actions.split(",") if a.strip()]
+        self.trigger_seconds = 1.0 if args.until_caught_up else args.trigger_seconds
 
     def source(self) -> DataFrame:
         from speed_layer.producer import bootstrap_servers
@@ -228,9 +234,11 @@ class SpeedLayer:
     def classified(self) -> DataFrame:
         return L.classify_messages(L.messages(self.source()), self.args.topic)
 
-    def accepted(self) -> DataFrame:
-        """Accepted events, with the watermark: the stateful queries' input."""
-        return (L.accepted_live(self.classified())
+    def live_events(self) -> DataFrame:
+        """bronze.interactions_live's new rows as a stream, with the watermark: the
+        stateful queries' input. Iceberg's source reads each append once and skips
+        the snapshots compaction makes (they add no rows)."""
+        return (self.spark.readStream.format("iceberg").load(LIVE_INTERACTIONS.identifier)
                 .withWatermark("event_ts", f"{self.args.watermark_seconds} seconds"))
 
     # bronze -----------------------------------------------------------------------------
@@ -263,28 +271,28 @@ class SpeedLayer:
         # Page loads are picked inside the aggregates, not by a filter: Spark would
         # push a filter below the watermark, which would then trail page loads only.
         load_ms = F.when(F.col("action_type").isin(self.latency_actions), F.col("duration_ms"))
-        return (self.accepted().groupBy(F.window("event_ts", "1 minute").alias("window"), "app_version")
+        return (self.live_events().groupBy(F.window("event_ts", "1 minute").alias("window"), "app_version")
                 .agg(F.count(load_ms).alias("events"), P.latency_percentiles(load_ms))
                 .select(F.col("window.start").alias("window_start"), F.col("window.end").alias("window_end"),
                         "app_version", "events", *P.percentile_columns()))
 
+    # The stateful queries' outputs are small (closed windows and sessions, dates):
+    # each writer collects its batch once, since every action on it would run the
+    # batch's stateful step again.
     def write_latency(self, batch: DataFrame, batch_id: int) -> None:
-        windows = batch.where(F.col("events") > 0)
-        if not windows.isEmpty():
-            self.commits.commit(LIVE_LATENCY, windows, "latency", batch_id)
+        rows = batch.where(F.col("events") > 0).collect()
+        if rows:
+            self.commits.commit(LIVE_LATENCY, self.spark.createDataFrame(rows, batch.schema), "latency", batch_id)
 
     # sessions ---------------------------------------------------------------------------
     def closed_sessions(self) -> DataFrame:
-        return L.session_input(self.accepted()).groupBy("user_id").applyInPandasWithState(
-            L.advance_sessions(self.args.session_gap_seconds), L.SESSION_OUTPUT_SCHEMA, L.SESSION_STATE_SCHEMA,
-            "append", GroupStateTimeout.EventTimeTimeout)
+        return L.sessions_of_stream(self.live_events(), self.args.session_gap_seconds)
 
     def write_sessions(self, batch: DataFrame, batch_id: int) -> None:
-        if batch.isEmpty():
-            return
-        users = self.users()
-        self.commits.commit(LIVE_SESSIONS, S.session_rows(batch.join(users, "user_id", "left")), "sessions",
-                            batch_id)
+        rows = batch.collect()
+        if rows:
+            sessions = self.spark.createDataFrame(rows, batch.schema).join(self.users(), "user_id", "left")
+            self.commits.commit(LIVE_SESSIONS, S.session_rows(sessions), "sessions", batch_id)
 
     def users(self) -> DataFrame:
         """silver.user_dim's device and country, as the batch enrich joins them; none before the first batch run."""
@@ -297,46 +305,44 @@ class SpeedLayer:
         # Inside a streaming query current_timestamp() is the batch's own time, kept in
         # the offset log (the same on a replay): a (date, user) pair whose first and
         # last batch times are equal was first seen in the batch that emits it.
-        return (self.accepted().withColumn("seen_at", F.current_timestamp())
+        return (self.live_events().withColumn("seen_at", F.current_timestamp())
                 .groupBy(F.window("event_ts", "1 day").alias("day"), "user_id")
                 .agg(F.min("seen_at").alias("first_seen"), F.max("seen_at").alias("last_seen"))
                 .select(F.to_date("day.start").alias("event_date"), "user_id", "first_seen", "last_seen"))
 
     def write_dau(self, batch: DataFrame, batch_id: int) -> None:
-        new_users = (batch.where(F.col("first_seen") == F.col("last_seen")).groupBy("event_date")
-                     .agg(F.count(F.lit(1)).alias("new_users")))
-        if new_users.isEmpty():
+        new_users = {r["event_date"]: r["n"] for r in batch.where(F.col("first_seen") == F.col("last_seen"))
+                     .groupBy("event_date").agg(F.count(F.lit(1)).alias("n")).collect()}
+        if not new_users:
             return
-        # One row per date: the whole table is rewritten, a file per batch, and
-        # compaction folds them.
-        dau = (self.spark.table(LIVE_DAU.identifier).select("event_date", "dau", "updated_at")
-               .join(new_users, "event_date", "full")
-               .select("event_date", (F.coalesce("dau", F.lit(0)) + F.coalesce("new_users", F.lit(0))).alias("dau"),
-                       F.when(F.col("new_users").isNotNull(), F.current_timestamp())
-                       .otherwise(F.col("updated_at")).alias("updated_at"))
-               .coalesce(1))
-        self.commits.commit(LIVE_DAU, dau, "dau", batch_id, overwrite=F.lit(True))
+        # A row per date: the table is rewritten whole, one small file, which compaction folds.
+        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        rows = {r["event_date"]: (r["event_date"], r["dau"], r["updated_at"])
+                for r in self.spark.table(LIVE_DAU.identifier).collect()}
+        for date, n in new_users.items():
+            rows[date] = (date, (rows[date][1] if date in rows else 0) + n, now)
+        self.commits.commit(LIVE_DAU, self.spark.createDataFrame(list(rows.values()), LIVE_DAU.columns.replace(
+            " NOT NULL", "")), "dau", batch_id, overwrite=F.lit(True))
 
     # running ----------------------------------------------------------------------------
-    def start(self):
+    def start(self) -> list:
         create_tables(self.spark, TABLES)
         self.spark.streams.addListener(self.progress)
-        plans = {
-            "bronze": (self.classified(), self.write_bronze, "append"),
-            "latency": (self.latency_windows(), self.write_latency, "append"),
-            "sessions": (self.closed_sessions(), self.write_sessions, "append"),
-            "dau": (self.user_days(), self.write_dau, "update"),
-        }
-        queries = []
-        for name, (df, write, mode) in plans.items():
-            writer = (df.writeStream.queryName(name).outputMode(mode).foreachBatch(write)
-                      .option("checkpointLocation", os.path.join(self.args.checkpoint_dir, name)))
-            writer = (writer.trigger(availableNow=True) if self.args.available_now
-                      else writer.trigger(processingTime=f"{self.args.trigger_seconds} seconds"))
-            queries.append(writer.start())
-            self.commits.query_ids[name] = queries[-1].id
-        self.commits.started.set()
+        queries = [self._start("bronze", self.classified(), self.write_bronze, "append"),
+                   self._start("latency", self.latency_windows(), self.write_latency, "append"),
+                   self._start("sessions", self.closed_sessions(), self.write_sessions, "append"),
+                   self._start("dau", self.user_days(), self.write_dau, "update")]
         return queries
+
+    def _start(self, name: str, df: DataFrame, write, mode: str):
+        writer = (df.writeStream.queryName(name).outputMode(mode).foreachBatch(write)
+                  .option("checkpointLocation", os.path.join(self.args.checkpoint_dir, name)))
+        writer = writer.trigger(processingTime=f"{self.trigger_seconds} seconds")
+        query = writer.start()
+        with self.commits.known:
+            self.commits.query_ids[name] = query.id
+            self.commits.known.notify_all()
+        return query
 
     def stop(self, queries) -> None:
         for q in queries:
@@ -345,28 +351,56 @@ class SpeedLayer:
         self.progress.drain(self.spark)
 
 
+def topic_end_offsets(bootstrap: str, topic: str) -> dict[str, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "speed-layer-end-offsets"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+        return {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
+    finally:
+        consumer.close()
+
+
+def caught_up(queries: list, topic: str, end_offsets: dict[str, int]) -> bool:
+    """Bronze has read up to ``end_offsets`` and no query has data or a batch running."""
+    progress = queries[0].lastProgress
+    read = json.loads(progress["sources"][0]["endOffset"]).get(topic, {}) if progress else {}
+    if any(read.get(p, 0) < offset for p, offset in end_offsets.items() if offset > 0):
+        return False
+    return all(not q.status["isDataAvailable"] and not q.status["isTriggerActive"] for q in queries)
+
+
 def run(spark: SparkSession, args: argparse.Namespace, stopping: threading.Event | None = None) -> None:
     """Runs the speed layer on ``spark`` until ``stopping`` is set, --run-seconds
-    pass, or, with --available-now, the topic's messages are done; a query's
-    failure stops the others and is raised."""
+    pass, or, with --until-caught-up, the topic's messages at the start are done;
+    a query's failure stops the others and is raised."""
+    from speed_layer.producer import bootstrap_servers
+
     stopping = stopping or threading.Event()
     spark.conf.set("spark.sql.streaming.stateStore.providerClass",
                    "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
+    end_offsets = topic_end_offsets(args.bootstrap or bootstrap_servers(), args.topic) if args.until_caught_up else {}
     layer = SpeedLayer(spark, args)
     queries = layer.start()
     print(f"speed layer: {len(queries)} queries on topic {args.topic}; Spark UI {spark.sparkContext.uiWebUrl}",
           flush=True)
     deadline = None if args.run_seconds is None else time.monotonic() + args.run_seconds
+    quiet_since = None
     try:
         while not stopping.is_set():
             failed = [q for q in queries if not q.isActive and q.exception() is not None]
             if failed:
                 raise failed[0].exception()
-            if args.available_now and not any(q.isActive for q in queries):
-                break
+            if args.until_caught_up:
+                # Quiet for two trigger intervals: each query has looked for data after the
+                # last commit upstream of it, and run the batch that applies the watermark.
+                quiet_since = (quiet_since or time.monotonic()) if caught_up(queries, args.topic, end_offsets) else None
+                if quiet_since is not None and time.monotonic() - quiet_since > 2 * layer.trigger_seconds + 1:
+                    break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            stopping.wait(1.0)
+            stopping.wait(0.5)
     finally:
         layer.stop(queries)
 

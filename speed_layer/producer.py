@@ -2,6 +2,7 @@
 
     python -m speed_layer.producer [--landing .local/landing/user_interactions]
         [--topic interactions] [--partitions 3] [--rate 10000] [--max-events N] [--max-seconds S]
+        [--live-timestamps]
 
 Each CSV row becomes ``{"user_id": ..., "timestamp": ..., "action_type": ...,
 "page_id": ..., "duration_ms": ..., "app_version": ...}`` keyed by ``user_id``,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from iceberg_catalog import config
 
+TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 FIELDS = ("user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version")
 
 
@@ -65,6 +68,19 @@ def landing_messages(path: Path) -> Iterator[tuple[str | None, bytes]]:
     for file in files:
         with open(file, "rb") as handle:
             yield from messages(handle)
+
+
+def live_timestamps(source: Iterator[tuple[str | None, bytes]]) -> Iterator[tuple[str | None, bytes]]:
+    """The events stamped with the time they are sent (UTC), as an app in use sends
+    them: event time then keeps pace with the clock, whatever the file's dates.
+    Other lines, and events whose timestamp is malformed, pass unchanged."""
+    for key, value in source:
+        if key is not None:
+            event = json.loads(value)
+            if TIMESTAMP.fullmatch(event["timestamp"]):
+                event["timestamp"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                value = json.dumps(event, separators=(",", ":")).encode()
+        yield key, value
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -123,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10_000, help="events per second; 0: as fast as possible")
     parser.add_argument("--max-events", type=int)
     parser.add_argument("--max-seconds", type=float)
+    parser.add_argument("--live-timestamps", action="store_true",
+                        help="stamp each event with the time it is sent instead of the file's")
     parser.add_argument("--bootstrap", default=None, help="host:port (default: infra/kafka.sh's broker)")
     args = parser.parse_args(argv)
     if args.rate < 0 or args.partitions < 1:
@@ -130,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     bootstrap = args.bootstrap or bootstrap_servers()
     ensure_topic(bootstrap, args.topic, args.partitions)
     started = time.monotonic()
-    sent = produce(landing_messages(args.landing), bootstrap, args.topic, args.rate, args.max_events,
+    source = landing_messages(args.landing)
+    sent = produce(live_timestamps(source) if args.live_timestamps else source, bootstrap, args.topic, args.rate, args.max_events,
                    args.max_seconds)
     seconds = time.monotonic() - started
     print(f"sent {sent} events to {args.topic} on {bootstrap} in {seconds:.1f} s ({sent / max(seconds, 1e-9):.0f}/s)")

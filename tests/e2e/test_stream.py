@@ -60,7 +60,7 @@ def run_until_caught_up(spark, live, checkpoints: Path) -> None:
     """The speed layer in this test session's Spark, over what the topic holds."""
     from spark_jobs import stream
 
-    stream.run(spark, stream_args(live, checkpoints, "--available-now"))
+    stream.run(spark, stream_args(live, checkpoints, "--until-caught-up"))
 
 
 def reconcile(capsys) -> tuple[int, str]:
