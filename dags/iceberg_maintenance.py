@@ -5,7 +5,8 @@ Daily at 04:00 UTC, through Trino as the `etl` user: compact small files
 (`optimize`), then expire snapshots older than the retention (7 days by
 default: how far back analysts can time-travel), then remove orphan files
 older than 3 days (younger ones may belong to a Spark job still writing).
-Every table the pipeline publishes is maintained; tables not created yet are
+Every table the pipelines and the speed layer write is maintained (the live
+tables while the stream appends to them); tables not created yet are
 skipped. Snapshots a write-audit-publish branch still points to are kept.
 
 Each task is `python -m iceberg_catalog.maintenance --action <action>` at the

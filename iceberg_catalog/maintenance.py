@@ -1,5 +1,5 @@
 """Table maintenance through Trino: compact small files, expire old snapshots,
-remove orphan files, for every table the pipeline publishes.
+remove orphan files, for every table the pipelines and the speed layer write.
 
 Runs as Trino's ``etl`` user on catalog ``iceberg_maintenance`` (the only
 catalog whose connector allows table procedures, visible only to ``etl``):
@@ -89,10 +89,13 @@ def metadata_table(table: str, suffix: str) -> str:
 
 
 def published_tables() -> list[str]:
-    """Every table the pipeline writes (spark_jobs/pipeline.py), sorted."""
+    """Every table the pipelines (spark_jobs/pipeline.py) and the speed layer
+    (spark_jobs/stream.py) write, sorted. The live tables are compacted while
+    the stream appends to them: a rewrite and appends do not conflict."""
     from spark_jobs.pipeline import TABLES
+    from spark_jobs.stream import TABLES as LIVE_TABLES
 
-    return sorted(TABLES)
+    return sorted(set(TABLES) | {spec.name for spec in LIVE_TABLES})
 
 
 def connect_as_etl():

@@ -47,6 +47,7 @@ from iceberg_catalog import config
 from iceberg_catalog.tables import TableSpec, create_tables
 from spark_jobs import failpoints
 from spark_jobs.common import conform, sql_str
+from spark_jobs.quality.publishing import SPEED_LAYER_PROPERTY as QUERY_PROPERTY
 from spark_jobs.ingest import INTERACTION_COLUMNS, REJECTED_ROWS
 from spark_jobs.sessions import STAGE as SESSIONS_STAGE
 from spark_jobs.transforms import live as L
@@ -76,9 +77,7 @@ STREAM_PROGRESS = TableSpec(
     "driver_heap_used_bytes BIGINT, end_offsets STRING",
     "days(recorded_at)", "One row per micro-batch of each speed-layer query")
 TABLES = (LIVE_INTERACTIONS, LIVE_LATENCY, LIVE_SESSIONS, LIVE_DAU, STREAM_PROGRESS, REJECTED_ROWS)
-QUERIES = ("bronze", "latency", "sessions", "dau")
 
-QUERY_PROPERTY = "speed-layer.query-id"
 BATCH_PROPERTY = "speed-layer.batch-id"
 
 
@@ -378,8 +377,6 @@ def run(spark: SparkSession, args: argparse.Namespace, stopping: threading.Event
     from speed_layer.producer import bootstrap_servers
 
     stopping = stopping or threading.Event()
-    spark.conf.set("spark.sql.streaming.stateStore.providerClass",
-                   "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider")
     end_offsets = topic_end_offsets(args.bootstrap or bootstrap_servers(), args.topic) if args.until_caught_up else {}
     layer = SpeedLayer(spark, args)
     queries = layer.start()
@@ -411,8 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     spark = build_spark_session(f"speed layer {args.topic}", {
         "spark.jars": ",".join(config.spark_jars() + config.spark_kafka_jars()),
-        # Micro-batches are small: a few shuffle partitions, each a state store.
-        "spark.sql.shuffle.partitions": os.environ.get("STREAM_SHUFFLE_PARTITIONS", "4"),
+        # One shuffle partition per core, each a state store of every stateful query
+        # committed every micro-batch, and Spark's default stores (in memory, with
+        # delta files): at 10,000 events/s the Kafka-to-commit median was 7 s with
+        # 4 partitions of RocksDB stores, 5 s so (docs/performance.md).
+        "spark.sql.shuffle.partitions": os.environ.get("STREAM_SHUFFLE_PARTITIONS", "2"),
     })
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())

@@ -87,7 +87,11 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     if topic in admin.list_topics(timeout=30).topics:
         return
-    future = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic]
+    # Each message's timestamp is the broker's append time: what the speed layer's
+    # Kafka-to-commit latency counts from.
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                   config={"message.timestamp.type": "LogAppendTime"})
+    future = admin.create_topics([new])[topic]
     try:
         future.result(timeout=30)
     except KafkaException as exc:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from spark_jobs.quality import data_docs
 from spark_jobs import failpoints
-from spark_jobs.quality.publishing import TableRefs, table_refs
+from spark_jobs.quality.publishing import TableRefs, speed_layer_appends_only, table_refs
 from spark_jobs.quality.publishing import publish as publish_table
 from spark_jobs.quality.results import record_results, result_rows
 from spark_jobs.quality.suites import SuiteError, load_suites
@@ -136,21 +136,36 @@ def audit(run: "StageRun", validator: Validator) -> GateResult:
 def publish(run: "StageRun", result: GateResult) -> None:
     """Fast-forwards main of every table to its audited branch, then drops the
     branch. Checks first that no other run published since the branch was made:
-    then nothing is published and MainMoved is raised."""
+    then nothing is published and MainMoved is raised. A table that only the
+    speed layer appended to meanwhile (rows no run owns) gets the run's audited
+    rows copied from the branch instead: no rebuild for a stream's rejects."""
     spark, clock = run.spark, PhaseClock(run.stage.name, result.phase_seconds)
     now = {t: table_refs(spark, t, run.branch) for t in result.refs}
     moved = {t: (run.base[t], r.main) for t, r in now.items() if r.main != run.base[t]}
-    if moved:
+    copied = {t for t, (base, main) in moved.items() if speed_layer_appends_only(spark, t, base, main)}
+    if set(moved) - copied:
         raise MainMoved(f"main moved since run {run.run_id} made its branches (table: (base, now)): {moved}")
     for table, refs in now.items():
         try:
-            result.published[table] = publish_table(spark, refs, run.branch)
+            if table in copied:
+                result.published[table] = copy_owned_rows(run, table, refs)
+            else:
+                result.published[table] = publish_table(spark, refs, run.branch)
         except Exception as exc:
             if "Cannot fast-forward" in str(exc):  # a run published between the check and here
                 raise MainMoved(f"{table}: {exc}") from exc
             raise
         failpoints.reached(f"published:{table}")
     clock.lap("publish")
+
+
+def copy_owned_rows(run: "StageRun", table: str, refs: TableRefs) -> str:
+    """Publishes by replacing the rows the run owns on main with the branch's (the audited ones), then drops the branch."""
+    owned = run.owned(table)
+    run.spark.table(run.branch_identifier(table)).where(owned).writeTo(f"iceberg.{table}").overwrite(owned)
+    run.spark.sql(f"ALTER TABLE iceberg.{table} DROP BRANCH IF EXISTS {run.branch}")
+    return (f"main {refs.main} had speed-layer appends: the run's rows copied from {refs.branch}; "
+            f"dropped branch {run.branch}")
 
 
 def write_page(run: "StageRun", result: GateResult) -> None:

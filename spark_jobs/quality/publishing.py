@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 CATALOG = "iceberg"
+# The snapshot summary key every speed-layer commit carries (spark_jobs/stream.py).
+SPEED_LAYER_PROPERTY = "speed-layer.query-id"
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,18 @@ def publish(spark: SparkSession, refs: TableRefs, branch: str) -> str:
         action = f"main already at {refs.branch}"
     spark.sql(f"ALTER TABLE {identifier(refs.table)} DROP BRANCH IF EXISTS {branch}")
     return action + f"; dropped branch {branch}"
+
+
+def speed_layer_appends_only(spark: SparkSession, table: str, base: int | None, main: int) -> bool:
+    """Whether every commit on main after ``base`` up to ``main`` is a speed-layer
+    append: rows of the stream's own dataset, which no stage run owns (the
+    speed layer appends its rejects to bronze.rejected_rows, which the ingest
+    stages also write)."""
+    jtable = spark._jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(spark._jsparkSession, identifier(table))
+    snapshot = jtable.snapshot(main)
+    while snapshot is not None and snapshot.snapshotId() != base:
+        if snapshot.operation() != "append" or not snapshot.summary().containsKey(SPEED_LAYER_PROPERTY):
+            return False
+        parent = snapshot.parentId()
+        snapshot = jtable.snapshot(parent) if parent is not None else None
+    return snapshot is not None or base is None

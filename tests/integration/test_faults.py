@@ -310,6 +310,40 @@ def test_compaction_of_main_while_a_branch_is_open(published, reference):
     assert json.loads(job_b["metrics_json"])["rebuilds"] == 1
 
 
+def test_a_speed_layer_append_to_the_rejects_while_a_run_is_open_does_not_make_it_rebuild(published, reference):
+    """The speed layer appends its rejects to bronze.rejected_rows every micro-batch:
+    an ingest run publishes its audited rows beside them instead of starting over."""
+    run = published.start_ingest(RUN_B, "audited@600")
+    wait_for(run, "audited")
+    append = subprocess.run([sys.executable, "-c", SPEED_LAYER_REJECT], cwd=ROOT, env=published.env,
+                            capture_output=True, text=True)
+    assert append.returncode == 0, append.stderr[-3000:]
+    run.send_signal(signal.SIGUSR1)  # the run goes on to publish
+    _, stderr = run.communicate(timeout=600)
+    assert run.returncode == 0, stderr[-3000:]
+    state = published.state()
+    live = Counter({r: n for r, n in state["bronze.rejected_rows"].items() if r[0] == "user_interactions_live"})
+    assert live == Counter({("user_interactions_live", "None", "kafka:t/0/7", "{", "wrong_column_count",
+                             "stream:bronze:0"): 1})
+    assert {**state, "bronze.rejected_rows": state["bronze.rejected_rows"] - live} == reference
+    [job_b] = [j for j in published.ops("ops.job_runs") if j["run_id"] == RUN_B[0]]
+    assert "rebuilds" not in json.loads(job_b["metrics_json"])
+
+
+# A micro-batch's reject, committed as the speed layer commits it.
+SPEED_LAYER_REJECT = """
+from spark_jobs.ingest import REJECTED_ROWS
+from spark_jobs.spark_session import build_spark_session
+from spark_jobs.stream import BatchCommits
+spark = build_spark_session("speed layer")
+commits = BatchCommits(spark)
+commits.query_ids["bronze"] = "a-query-id"
+row = [("user_interactions_live", None, "kafka:t/0/7", "{", "wrong_column_count", "stream:bronze:0")]
+assert commits.commit(REJECTED_ROWS, spark.createDataFrame(row, REJECTED_ROWS.columns.replace(" NOT NULL", "")),
+                      "bronze", 0)
+"""
+
+
 # What the iceberg_maintenance DAG's optimize does to a table, with Spark's procedure.
 COMPACT = """
 from spark_jobs.spark_session import build_spark_session
