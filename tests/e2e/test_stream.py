@@ -1,10 +1,11 @@
 """The speed layer (spark_jobs/stream.py) on the project's Kafka broker and Iceberg catalog.
 
 Hand-written events give the live tables' expected rows; generated events check
-that a driver killed with ``kill -9`` between two commits of a micro-batch, and
-a broker stopped under a running stream, lose and duplicate nothing: each
-message is in bronze.interactions_live or bronze.rejected_rows exactly once,
-and the reconciliation with the batch computation finds no difference.
+that a driver killed with ``kill -9`` between two commits of a micro-batch, a
+broker stopped under a running stream and a compaction of its bronze table
+lose and duplicate nothing: each message is in bronze.interactions_live or
+bronze.rejected_rows exactly once, and the reconciliation with the batch
+computation finds no difference.
 """
 from __future__ import annotations
 
@@ -56,11 +57,11 @@ def stream_args(live, checkpoints: Path, *extra: str):
                                        "--checkpoint-dir", str(checkpoints), *extra])
 
 
-def run_until_caught_up(spark, live, checkpoints: Path) -> None:
+def run_until_caught_up(spark, live, checkpoints: Path, *extra: str) -> None:
     """The speed layer in this test session's Spark, over what the topic holds."""
     from spark_jobs import stream
 
-    stream.run(spark, stream_args(live, checkpoints, "--until-caught-up"))
+    stream.run(spark, stream_args(live, checkpoints, "--until-caught-up", *extra))
 
 
 def reconcile(capsys) -> tuple[int, str]:
@@ -161,11 +162,17 @@ def assert_each_message_once(spark, topic: str, messages: int) -> None:
     assert rejected > 0  # the generator's malformed lines
 
 
-def start_stream(live, checkpoints: Path, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+# The generated events are a day's, a few a minute: a micro-batch spans hours,
+# and its partitions end at times minutes apart. A watermark of an hour keeps
+# every event in time, as the reconciliation needs.
+SPARSE_EVENTS = ("--watermark-seconds", "3600")
+
+
+def start_stream(live, checkpoints: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The speed layer as its own application (a Python driver and its JVM, one process group)."""
     return subprocess.Popen(
         [sys.executable, "-m", "spark_jobs.stream", "--topic", live["topic"], "--bootstrap", live["bootstrap"],
-         "--checkpoint-dir", str(checkpoints), "--trigger-seconds", "1", "--max-offsets-per-trigger", "400"],
+         "--checkpoint-dir", str(checkpoints), "--trigger-seconds", "1", *SPARSE_EVENTS, *extra],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
 
@@ -196,7 +203,8 @@ def test_a_driver_killed_between_a_batchs_commits_resumes_with_every_message_onc
     checkpoints, log = tmp_path / "checkpoints", tmp_path / "stream.log"
     # Paused after a batch's bronze.interactions_live commit, before its rejects' commit
     # and before Spark records the batch done: the replay must skip the one, make the other.
-    proc = start_stream(live, checkpoints, log, {"PIPELINE_FAILPOINT": "stream_committed:bronze.interactions_live"})
+    proc = start_stream(live, checkpoints, log, "--max-offsets-per-trigger", "400",
+                        env={"PIPELINE_FAILPOINT": "stream_committed:bronze.interactions_live"})
     try:
         wait_for_line(proc, log, "FAILPOINT stream_committed:bronze.interactions_live reached")
         os.killpg(proc.pid, signal.SIGKILL)
@@ -206,13 +214,14 @@ def test_a_driver_killed_between_a_batchs_commits_resumes_with_every_message_onc
             os.killpg(proc.pid, signal.SIGKILL)
     assert 0 < spark.table("iceberg.bronze.interactions_live").count() < messages
 
-    run_until_caught_up(spark, live, checkpoints)
+    run_until_caught_up(spark, live, checkpoints, *SPARSE_EVENTS)
     assert_each_message_once(spark, live["topic"], messages)
     status, out = reconcile(capsys)
     assert status == 0, out
 
 
-def test_a_stream_waits_out_a_stopped_broker_and_resumes_without_loss(spark, live, generated, tmp_path):
+def test_a_stream_waits_out_a_stopped_broker_and_its_tables_compacted_under_it(spark, live, generated, tmp_path,
+                                                                               capsys):
     lines = generated.read_text().splitlines(keepends=True)
     first, second = tmp_path / "first.csv", tmp_path / "second.csv"
     first.write_text("".join(lines[: len(lines) // 2]))
@@ -221,11 +230,18 @@ def test_a_stream_waits_out_a_stopped_broker_and_resumes_without_loss(spark, liv
     checkpoints, log = tmp_path / "checkpoints", tmp_path / "stream.log"
     proc = start_stream(live, checkpoints, log)
     try:
+        # All the topic holds, in one batch: a batch of a set number of messages ends its
+        # partitions at different times, and the hot users' partition falls an hour behind.
         wait_for_line(proc, log, "bronze batch 0:")
         subprocess.run(["bash", str(KAFKA_SH), "stop"], check=True)
         time.sleep(15)
         assert proc.poll() is None, log.read_text()[-3000:]
         subprocess.run(["bash", str(KAFKA_SH), "start"], check=True)
+        # What the maintenance DAG's optimize does, while the stream appends: the
+        # queries reading bronze must skip the rewrite, not read its rows again.
+        compacted = spark.sql("CALL iceberg.system.rewrite_data_files(table => 'bronze.interactions_live', "
+                              "options => map('min-input-files', '1', 'rewrite-all', 'true'))").first()
+        assert compacted.rewritten_data_files_count > 0
         messages += produce(second, live["topic"])
         deadline = time.monotonic() + 300
         bronze = spark.table("iceberg.bronze.interactions_live")
@@ -239,3 +255,6 @@ def test_a_stream_waits_out_a_stopped_broker_and_resumes_without_loss(spark, liv
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert_each_message_once(spark, live["topic"], messages)
+    run_until_caught_up(spark, live, checkpoints, *SPARSE_EVENTS)  # the watermark's last step, then reconcile
+    status, out = reconcile(capsys)
+    assert status == 0, out
