@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 
 from bench.run import DATA_CACHE, PY, RESULTS, ROOT, load_average, machine, prepare_platform  # noqa: I001 (sets the bench catalog)
+from iceberg_catalog import config
 from speed_layer import producer as P
 
 DEMO_LANDING = ROOT / ".local" / "landing" / "user_interactions"
@@ -210,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare_platform()
     subprocess.run(["bash", str(ROOT / "infra" / "kafka.sh"), "start"], check=True, stdout=subprocess.DEVNULL)
-    bootstrap = P.bootstrap_servers()
+    bootstrap = config.kafka_bootstrap()
     trino = start_trino(ROOT / ".local" / "trino-bench")
     results = {"machine": machine(), "load_avg_before": load_average(), "runs": []}
     try:

@@ -61,6 +61,12 @@ def settings() -> dict[str, str]:
     return values
 
 
+def kafka_bootstrap() -> str:
+    """The broker infra/kafka.sh runs: KAFKA_BOOTSTRAP if set, else localhost and KAFKA_PORT."""
+    env = platform_env()
+    return os.environ.get("KAFKA_BOOTSTRAP") or env.get("KAFKA_BOOTSTRAP") or f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}"
+
+
 def jdbc_url(s: dict[str, str] | None = None) -> str:
     s = s or settings()
     return f"jdbc:postgresql://{s['PG_HOST']}:{s['PG_PORT']}/{s['ICEBERG_CATALOG_DB']}"

@@ -2,8 +2,8 @@
 gold.live_sessions, gold.live_daily_active_users and ops.stream_progress
 (docs/speed_layer.md).
 
-    spark-submit --py-files .local/dist/pipeline.zip spark_jobs/stream.py [--topic interactions] ...
-    python -m spark_jobs.stream --until-caught-up    # what the topic holds now, then stop
+    python -m spark_jobs.stream [--topic interactions] ...   # spark-submit: docs/speed_layer.md
+    python -m spark_jobs.stream --until-caught-up            # what the topic holds now, then stop
 
 One application runs four streaming queries, each with its checkpoint in
 ``--checkpoint-dir``/<query>:
@@ -47,8 +47,8 @@ from iceberg_catalog import config
 from iceberg_catalog.tables import TableSpec, create_tables
 from spark_jobs import failpoints
 from spark_jobs.common import conform, sql_str
-from spark_jobs.quality.publishing import SPEED_LAYER_PROPERTY as QUERY_PROPERTY
 from spark_jobs.ingest import INTERACTION_COLUMNS, REJECTED_ROWS
+from spark_jobs.quality.publishing import SPEED_LAYER_PROPERTY as QUERY_PROPERTY
 from spark_jobs.sessions import STAGE as SESSIONS_STAGE
 from spark_jobs.transforms import live as L
 from spark_jobs.transforms import performance as P
@@ -217,10 +217,8 @@ class SpeedLayer:
         self.trigger_seconds = 1.0 if args.until_caught_up else args.trigger_seconds
 
     def source(self) -> DataFrame:
-        from speed_layer.producer import bootstrap_servers
-
         reader = (self.spark.readStream.format("kafka")
-                  .option("kafka.bootstrap.servers", self.args.bootstrap or bootstrap_servers())
+                  .option("kafka.bootstrap.servers", self.args.bootstrap or config.kafka_bootstrap())
                   .option("subscribe", self.args.topic)
                   .option("startingOffsets", "earliest")
                   # A broker that is down for a while is waited for, not a reason to stop.
@@ -374,10 +372,8 @@ def run(spark: SparkSession, args: argparse.Namespace, stopping: threading.Event
     """Runs the speed layer on ``spark`` until ``stopping`` is set, --run-seconds
     pass, or, with --until-caught-up, the topic's messages at the start are done;
     a query's failure stops the others and is raised."""
-    from speed_layer.producer import bootstrap_servers
-
     stopping = stopping or threading.Event()
-    end_offsets = topic_end_offsets(args.bootstrap or bootstrap_servers(), args.topic) if args.until_caught_up else {}
+    end_offsets = topic_end_offsets(args.bootstrap or config.kafka_bootstrap(), args.topic) if args.until_caught_up else {}
     layer = SpeedLayer(spark, args)
     queries = layer.start()
     print(f"speed layer: {len(queries)} queries on topic {args.topic}; Spark UI {spark.sparkContext.uiWebUrl}",

@@ -33,12 +33,6 @@ TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 FIELDS = ("user_id", "timestamp", "action_type", "page_id", "duration_ms", "app_version")
 
 
-def bootstrap_servers() -> str:
-    """The broker infra/kafka.sh runs: KAFKA_BOOTSTRAP if set, else localhost and KAFKA_PORT."""
-    env = config.platform_env()
-    return env.get("KAFKA_BOOTSTRAP") or f"127.0.0.1:{env.get('KAFKA_PORT', '9092')}"
-
-
 def messages(lines: Iterator[bytes]) -> Iterator[tuple[str | None, bytes]]:
     """(key, value) per line of one interactions CSV, its header line skipped. Lines
     that are not a six-field UTF-8 row (blank ones included) go as they are: the
@@ -149,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rate < 0 or args.partitions < 1:
         parser.error("--rate must be >= 0 and --partitions >= 1")
-    bootstrap = args.bootstrap or bootstrap_servers()
+    bootstrap = args.bootstrap or config.kafka_bootstrap()
     ensure_topic(bootstrap, args.topic, args.partitions)
     started = time.monotonic()
     source = landing_messages(args.landing)
