@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench.run import DATA_CACHE, PY, RESULTS, ROOT, load_average, machine, prepare_platform  # noqa: I001 (sets the bench catalog)
 from iceberg_catalog import config
+from spark_jobs.stream import topic_end_offsets
 from speed_layer import producer as P
 
 DEMO_LANDING = ROOT / ".local" / "landing" / "user_interactions"
@@ -47,17 +48,6 @@ def landing() -> Path:
         subprocess.run([PY, "-m", "datagen", "--out", str(out), "--mode", "realistic", "--events", "300000",
                         "--days", "35", "--start-date", "2023-07-01"], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     return out / "user_interactions"
-
-
-def topic_end(bootstrap: str, topic: str) -> int:
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-lag"})
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts)
-    finally:
-        consumer.close()
 
 
 def committed(checkpoint: Path, topic: str) -> int:
@@ -125,7 +115,7 @@ def run_rate(rate: int, seconds: float, trigger: float, warmup: float, bootstrap
 
     def sample() -> None:
         while not done.is_set():
-            lag.append((time.time() - started, topic_end(bootstrap, topic) - committed(checkpoint, topic)))
+            lag.append((time.time() - started, sum(topic_end_offsets(bootstrap, topic).values()) - committed(checkpoint, topic)))
             loads.append(load_average())
             done.wait(5)
 

@@ -10,7 +10,6 @@ from spark_jobs.transforms import ingest as T
 from spark_jobs.transforms import sessions as S
 
 LIVE_DATASET = "user_interactions_live"  # bronze.rejected_rows' dataset of the stream's rejects
-MESSAGE_COLUMNS = ("line", "partition", "offset", "kafka_ts")
 
 
 def messages(kafka: DataFrame) -> DataFrame:
