@@ -8,6 +8,8 @@
 #   make bench-ui                    the three largest bottlenecks per job, from the event logs
 #   make bench-scaling               1M, 3M, 10M, 30M events, one run each, one application only (long)
 #   make bench-lastfm                19,150,868 generated LastFM plays through the lastfm_sessions DAG's layout
+#   make bench-stream                the speed layer at 10,000 events/s for 10 minutes: lag, freshness through
+#                                    Trino, state and heap (BENCH_ARGS="--rates 12000,14000 --seconds 180")
 #   make bench-dashboards            seconds until each Superset dashboard is drawn, on the running platform
 #                                    (after `make demo`; it reads the demo's tables, not the bench catalog)
 # Benchmarks use their own catalog database and warehouse, never the demo's or the tests'.
@@ -16,7 +18,7 @@ BENCH_REPEATS ?= 3
 BENCH_ARGS ?=
 BENCH_ENV = ICEBERG_CATALOG_DB=iceberg_bench ICEBERG_WAREHOUSE=$(CURDIR)/.local/bench-warehouse
 
-.PHONY: bench bench-skew bench-ui bench-scaling bench-parity bench-lastfm bench-dashboards
+.PHONY: bench bench-skew bench-ui bench-scaling bench-parity bench-lastfm bench-stream bench-dashboards
 
 bench: package
 	$(BENCH_ENV) bash infra/postgres.sh start
@@ -40,6 +42,10 @@ bench-parity:
 bench-lastfm: package
 	$(BENCH_ENV) bash infra/postgres.sh start
 	$(BENCH_ENV) $(PY) -m bench.lastfm $(BENCH_ARGS)
+
+bench-stream:
+	$(BENCH_ENV) bash infra/postgres.sh start
+	$(BENCH_ENV) $(PY) -m bench.stream $(BENCH_ARGS)
 
 bench-dashboards:
 	$(PY) -m bench.dashboards $(BENCH_ARGS)
