@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from spark_jobs.quality import data_docs
 from spark_jobs import failpoints
-from spark_jobs.quality.publishing import TableRefs, speed_layer_appends_only, table_refs
+from spark_jobs.quality.publishing import TableRefs, identifier, speed_layer_appends_only, table_refs
 from spark_jobs.quality.publishing import publish as publish_table
 from spark_jobs.quality.results import record_results, result_rows
 from spark_jobs.quality.suites import SuiteError, load_suites
@@ -162,8 +162,8 @@ def publish(run: "StageRun", result: GateResult) -> None:
 def copy_owned_rows(run: "StageRun", table: str, refs: TableRefs) -> str:
     """Publishes by replacing the rows the run owns on main with the branch's (the audited ones), then drops the branch."""
     owned = run.owned(table)
-    run.spark.table(run.branch_identifier(table)).where(owned).writeTo(f"iceberg.{table}").overwrite(owned)
-    run.spark.sql(f"ALTER TABLE iceberg.{table} DROP BRANCH IF EXISTS {run.branch}")
+    run.spark.table(run.branch_identifier(table)).where(owned).writeTo(identifier(table)).overwrite(owned)
+    run.spark.sql(f"ALTER TABLE {identifier(table)} DROP BRANCH IF EXISTS {run.branch}")
     return (f"main {refs.main} had speed-layer appends: the run's rows copied from {refs.branch}; "
             f"dropped branch {run.branch}")
 
