@@ -166,13 +166,17 @@ def assert_each_message_once(spark, topic: str, messages: int) -> None:
 # and its partitions end at times minutes apart. A watermark of an hour keeps
 # every event in time, as the reconciliation needs.
 SPARSE_EVENTS = ("--watermark-seconds", "3600")
+# Events sent while the stream runs reach it partition by partition, one a
+# few hours of events ahead of another: a day's watermark keeps them all in time.
+DAY_WATERMARK = ("--watermark-seconds", "86400")
 
 
 def start_stream(live, checkpoints: Path, log: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The speed layer as its own application (a Python driver and its JVM, one process group)."""
     return subprocess.Popen(
         [sys.executable, "-m", "spark_jobs.stream", "--topic", live["topic"], "--bootstrap", live["bootstrap"],
-         "--checkpoint-dir", str(checkpoints), "--trigger-seconds", "1", *SPARSE_EVENTS, *extra],
+         "--checkpoint-dir", str(checkpoints), "--trigger-seconds", "1", "--state-trigger-seconds", "1",
+         *extra],
         cwd=ROOT, env={**os.environ, **(env or {})}, stdout=open(log, "w"), stderr=subprocess.STDOUT,
         start_new_session=True)
 
@@ -203,7 +207,7 @@ def test_a_driver_killed_between_a_batchs_commits_resumes_with_every_message_onc
     checkpoints, log = tmp_path / "checkpoints", tmp_path / "stream.log"
     # Paused after a batch's bronze.interactions_live commit, before its rejects' commit
     # and before Spark records the batch done: the replay must skip the one, make the other.
-    proc = start_stream(live, checkpoints, log, "--max-offsets-per-trigger", "400",
+    proc = start_stream(live, checkpoints, log, *SPARSE_EVENTS, "--max-offsets-per-trigger", "400",
                         env={"PIPELINE_FAILPOINT": "stream_committed:bronze.interactions_live"})
     try:
         wait_for_line(proc, log, "FAILPOINT stream_committed:bronze.interactions_live reached")
@@ -228,7 +232,7 @@ def test_a_stream_waits_out_a_stopped_broker_and_its_tables_compacted_under_it(s
     second.write_text(lines[0] + "".join(lines[len(lines) // 2:]))
     messages = produce(first, live["topic"])
     checkpoints, log = tmp_path / "checkpoints", tmp_path / "stream.log"
-    proc = start_stream(live, checkpoints, log)
+    proc = start_stream(live, checkpoints, log, *DAY_WATERMARK)
     try:
         # All the topic holds, in one batch: a batch of a set number of messages ends its
         # partitions at different times, and the hot users' partition falls an hour behind.
@@ -255,6 +259,10 @@ def test_a_stream_waits_out_a_stopped_broker_and_its_tables_compacted_under_it(s
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert_each_message_once(spark, live["topic"], messages)
-    run_until_caught_up(spark, live, checkpoints, *SPARSE_EVENTS)  # the watermark's last step, then reconcile
+    closing = tmp_path / "closing.csv"  # two days on: the watermark passes every window and session of the day
+    closing.write_text(HEADER + "z,2023-07-03 00:00:00,page_view,p9,1,2.0.0\n")
+    produce(closing, live["topic"])
+    run_until_caught_up(spark, live, checkpoints, *DAY_WATERMARK)
+    assert spark.table("iceberg.gold.live_sessions").where("session_date = DATE'2023-07-01'").count() > 0
     status, out = reconcile(capsys)
     assert status == 0, out
