@@ -88,7 +88,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", default="interactions")
     p.add_argument("--checkpoint-dir", default=str(config.PLATFORM_STATE / "stream" / "checkpoints"),
                    help="one folder per query; delete it to start over from the topic's earliest offsets")
-    p.add_argument("--trigger-seconds", type=float, default=5.0, help="a micro-batch every this many seconds")
+    p.add_argument("--trigger-seconds", type=float, default=5.0,
+                   help="bronze.interactions_live: a micro-batch every this many seconds")
+    p.add_argument("--state-trigger-seconds", type=float, default=30.0,
+                   help="the stateful queries (latency, sessions, dau): a micro-batch every this many seconds")
     p.add_argument("--watermark-seconds", type=int, default=120,
                    help="the watermark trails the largest event time seen by this much")
     p.add_argument("--session-gap-seconds", type=int, default=S.DEFAULT_GAP_SECONDS)
@@ -214,7 +217,11 @@ class SpeedLayer:
         self.commits = BatchCommits(spark)
         self.progress = ProgressRecorder(spark)
         self.latency_actions = [a.strip() for a in args.latency_actions.split(",") if a.strip()]
-        self.trigger_seconds = 1.0 if args.until_caught_up else args.trigger_seconds
+        # Bronze is what must be fresh; the stateful queries write only what the watermark
+        # closes, minutes behind anyway, and each of their batches costs a state commit.
+        self.triggers = {"bronze": args.trigger_seconds, "state": args.state_trigger_seconds}
+        if args.until_caught_up:
+            self.triggers = {"bronze": 1.0, "state": 1.0}
 
     def source(self) -> DataFrame:
         reader = (self.spark.readStream.format("kafka")
@@ -332,10 +339,22 @@ class SpeedLayer:
         return queries
 
     def _start(self, name: str, df: DataFrame, write, mode: str):
-        writer = (df.writeStream.queryName(name).outputMode(mode).foreachBatch(write)
-                  .option("checkpointLocation", os.path.join(self.args.checkpoint_dir, name)))
-        writer = writer.trigger(processingTime=f"{self.trigger_seconds} seconds")
-        query = writer.start()
+        # Bronze in a scheduler pool of its own (spark.scheduler.mode FAIR): its jobs
+        # get half the cores while the stateful queries' batches run, not a place in line.
+        pool = "bronze" if name == "bronze" else "state"
+
+        def write_in_pool(batch: DataFrame, batch_id: int) -> None:
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)  # the callback's own thread
+            write(batch, batch_id)
+
+        writer = (df.writeStream.queryName(name).outputMode(mode).foreachBatch(write_in_pool)
+                  .option("checkpointLocation", os.path.join(self.args.checkpoint_dir, name))
+                  .trigger(processingTime=f"{self.triggers[pool]} seconds"))
+        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", pool)  # the query's thread inherits it
+        try:
+            query = writer.start()
+        finally:
+            self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", None)
         with self.commits.known:
             self.commits.query_ids[name] = query.id
             self.commits.known.notify_all()
@@ -389,7 +408,7 @@ def run(spark: SparkSession, args: argparse.Namespace, stopping: threading.Event
                 # Quiet for two trigger intervals: each query has looked for data after the
                 # last commit upstream of it, and run the batch that applies the watermark.
                 quiet_since = (quiet_since or time.monotonic()) if caught_up(queries, args.topic, end_offsets) else None
-                if quiet_since is not None and time.monotonic() - quiet_since > 2 * layer.trigger_seconds + 1:
+                if quiet_since is not None and time.monotonic() - quiet_since > 2 * max(layer.triggers.values()) + 1:
                     break
             if deadline is not None and time.monotonic() >= deadline:
                 break
@@ -409,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         # delta files): at 10,000 events/s the Kafka-to-commit median was 7 s with
         # 4 partitions of RocksDB stores, 5 s so (docs/performance.md).
         "spark.sql.shuffle.partitions": os.environ.get("STREAM_SHUFFLE_PARTITIONS", "2"),
+        "spark.scheduler.mode": "FAIR",
     })
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
