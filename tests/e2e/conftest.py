@@ -1,4 +1,5 @@
-"""Fixtures the end-to-end tests share: the Kafka broker, the Airflow tests' landing data and one running Airflow.
+"""Fixtures the end-to-end tests share: the Kafka broker and the live tables, the
+Airflow tests' landing data and one running Airflow.
 
 ``running_airflow`` (api-server, scheduler, dag-processor of an isolated environment)
 serves every test that asks for it, in any module, and is stopped and its databases
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -16,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from airflow_service import DATES, ROOT, AirflowEnv, generate_landing, running_env  # noqa: E402
+from speed_layer_service import empty_live_tables  # noqa: E402
 
 _SHARED = pytest.StashKey[AirflowEnv]()
 _LAST_USER = pytest.StashKey[str]()
@@ -31,6 +34,13 @@ def kafka() -> str:
     yield subprocess.run(["bash", str(kafka_sh), "bootstrap"], check=True, capture_output=True, text=True).stdout.strip()
     if not was_running:
         subprocess.run(["bash", str(kafka_sh), "stop"], check=True)
+
+
+@pytest.fixture
+def live(spark, kafka) -> dict[str, str]:
+    """Empty live tables and a topic of the test's own on the project's broker."""
+    empty_live_tables(spark)
+    return {"topic": f"live-{uuid.uuid4().hex[:8]}", "bootstrap": kafka}
 
 
 @pytest.fixture(scope="session")

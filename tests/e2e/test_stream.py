@@ -15,53 +15,15 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from tests.assertions import assert_rows
+from tests.e2e.speed_layer_service import HEADER, ROOT, produce, run_until_caught_up
 
-ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SH = ROOT / "infra" / "kafka.sh"
-HEADER = "user_id,timestamp,action_type,page_id,duration_ms,app_version\n"
-LIVE_TABLES = ("bronze.interactions_live", "gold.live_app_version_latency", "gold.live_sessions",
-               "gold.live_daily_active_users", "ops.stream_progress")
-
-
-@pytest.fixture
-def live(spark, kafka):
-    """Empty live tables (the speed layer's rejects deleted too) and a topic of the test's own."""
-    from spark_jobs.transforms.live import LIVE_DATASET
-
-    for table in LIVE_TABLES:
-        spark.sql(f"DROP TABLE IF EXISTS iceberg.{table} PURGE")
-    if spark.catalog.tableExists("iceberg.bronze.rejected_rows"):
-        spark.sql(f"DELETE FROM iceberg.bronze.rejected_rows WHERE dataset = '{LIVE_DATASET}'")
-    return {"topic": f"live-{uuid.uuid4().hex[:8]}", "bootstrap": kafka}
-
-
-def produce(path: Path, topic: str, partitions: int = 2) -> int:
-    run = subprocess.run([sys.executable, "-m", "speed_layer.producer", "--landing", str(path), "--topic", topic,
-                          "--partitions", str(partitions), "--rate", "0"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
-    return int(run.stdout.split()[1])  # "sent N events to ..."
-
-
-def stream_args(live, checkpoints: Path, *extra: str):
-    from spark_jobs import stream
-
-    return stream.parser().parse_args(["--topic", live["topic"], "--bootstrap", live["bootstrap"],
-                                       "--checkpoint-dir", str(checkpoints), *extra])
-
-
-def run_until_caught_up(spark, live, checkpoints: Path, *extra: str) -> None:
-    """The speed layer in this test session's Spark, over what the topic holds."""
-    from spark_jobs import stream
-
-    stream.run(spark, stream_args(live, checkpoints, "--until-caught-up", *extra))
 
 
 def reconcile(capsys) -> tuple[int, str]:

@@ -14,7 +14,7 @@ import math
 import re
 import subprocess
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from trino.exceptions import HttpError, TrinoUserError
 from iceberg_catalog.config import settings
 from iceberg_catalog.maintenance import Policy, maintain
 from spark_jobs.pipeline import STAGES
+from tests.e2e.speed_layer_service import HEADER, produce, run_until_caught_up
 from tests.e2e.trino_service import ROOT, start_trino, stop_trino
 from tests.listening import assert_only_loopback
 
@@ -454,6 +455,22 @@ def test_lastfm_saved_queries_hold_what_duckdb_computes_from_the_dump(trino_serv
         (rank, user, start, end, tracks) for rank, _, user, start, end, tracks in duck["top_sessions"]]
     per_user = Counter(r[1] for r in sessions)
     assert [r[5] for r in sessions] == [per_user[r[1]] for r in sessions]
+
+
+def test_analyst_follows_the_speed_layer_in_trino(trino_server, spark, live, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text(HEADER
+                      + "a,2023-07-01 10:00:10,page_view,p1,100,1.0.0\n"
+                      + "b,2023-07-01 10:00:20,page_view,p1,200,1.0.0\n"
+                      + "a,2023-07-01 10:05:00,edit,p1,50,1.0.0\n"
+                      + "c,2023-07-01 10:01:00,page_view,p1,12x,1.0.0\n")  # rejected: bronze reads it, no one else
+    assert produce(events, live["topic"]) == 4
+    run_until_caught_up(spark, live, tmp_path / "checkpoints")
+    assert trino_server.query("SELECT event_date, dau FROM live_daily_active_users", user="analyst") == [
+        (date(2023, 7, 1), 2)]
+    rows_read = trino_server.query("SELECT query, sum(input_rows) FROM stream_progress GROUP BY query",
+                                   user="analyst", schema="ops")
+    assert dict(rows_read) == {"bronze": 4, "latency": 3, "sessions": 3, "dau": 3}
 
 
 # --- configuration, without a server ----------------------------------------------------------------

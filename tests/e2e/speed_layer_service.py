@@ -1,0 +1,41 @@
+"""The speed layer (spark_jobs/stream.py) for tests: events sent to a topic of the
+test's own by the project's producer, and the stream run in the test session's
+Spark until it has done what the topic holds."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = "user_id,timestamp,action_type,page_id,duration_ms,app_version\n"
+LIVE_TABLES = ("bronze.interactions_live", "gold.live_app_version_latency", "gold.live_sessions",
+               "gold.live_daily_active_users", "ops.stream_progress")
+
+
+def empty_live_tables(spark) -> None:
+    """The live tables dropped, the speed layer's rejects deleted."""
+    from spark_jobs.transforms.live import LIVE_DATASET
+
+    for table in LIVE_TABLES:
+        spark.sql(f"DROP TABLE IF EXISTS iceberg.{table} PURGE")
+    if spark.catalog.tableExists("iceberg.bronze.rejected_rows"):
+        spark.sql(f"DELETE FROM iceberg.bronze.rejected_rows WHERE dataset = '{LIVE_DATASET}'")
+
+
+def produce(path: Path, topic: str, partitions: int = 2) -> int:
+    """The landing file's lines sent to ``topic``; the number of messages."""
+    run = subprocess.run([sys.executable, "-m", "speed_layer.producer", "--landing", str(path), "--topic", topic,
+                          "--partitions", str(partitions), "--rate", "0"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    return int(run.stdout.split()[1])  # "sent N events to ..."
+
+
+def run_until_caught_up(spark, live: dict, checkpoints: Path, *extra: str) -> None:
+    """The speed layer in this test session's Spark, over what the topic holds."""
+    from spark_jobs import stream
+
+    stream.run(spark, stream.parser().parse_args([
+        "--topic", live["topic"], "--bootstrap", live["bootstrap"], "--checkpoint-dir", str(checkpoints),
+        "--until-caught-up", *extra]))
