@@ -9,18 +9,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = "user_id,timestamp,action_type,page_id,duration_ms,app_version\n"
-LIVE_TABLES = ("bronze.interactions_live", "gold.live_app_version_latency", "gold.live_sessions",
-               "gold.live_daily_active_users", "ops.stream_progress")
 
 
 def empty_live_tables(spark) -> None:
-    """The live tables dropped, the speed layer's rejects deleted."""
+    """The speed layer's tables dropped, its rejects deleted from bronze.rejected_rows."""
+    from spark_jobs import stream
     from spark_jobs.transforms.live import LIVE_DATASET
 
-    for table in LIVE_TABLES:
-        spark.sql(f"DROP TABLE IF EXISTS iceberg.{table} PURGE")
-    if spark.catalog.tableExists("iceberg.bronze.rejected_rows"):
-        spark.sql(f"DELETE FROM iceberg.bronze.rejected_rows WHERE dataset = '{LIVE_DATASET}'")
+    for spec in stream.TABLES:
+        if spec is stream.REJECTED_ROWS:
+            if spark.catalog.tableExists(spec.identifier):
+                spark.sql(f"DELETE FROM {spec.identifier} WHERE dataset = '{LIVE_DATASET}'")
+        else:
+            spark.sql(f"DROP TABLE IF EXISTS {spec.identifier} PURGE")
 
 
 def produce(path: Path, topic: str, partitions: int = 2) -> int:
