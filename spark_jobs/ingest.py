@@ -30,7 +30,8 @@ REJECTED_ROWS = TableSpec("bronze.rejected_rows",
                           "dataset STRING NOT NULL, event_date DATE, source_file STRING, raw STRING, "
                           "reason STRING NOT NULL, run_id STRING NOT NULL",
                           "dataset, event_date",
-                          "Landing rows that failed parsing, with the reason; event_date is NULL when unknown")
+                          "Landing rows that failed parsing, with the reason; event_date is NULL when unknown",
+                          small_partitions=True)
 
 
 def _landing(name: str) -> str:

@@ -80,7 +80,7 @@ STAGE = Stage(
                          "user_id STRING NOT NULL, played_at TIMESTAMP NOT NULL, play_date DATE NOT NULL, "
                          "artist_id STRING, artist_name STRING NOT NULL, track_id STRING, "
                          "track_name STRING NOT NULL, source_file STRING",
-                         "play_date", "Accepted LastFM-1K plays, typed; no deduplication"),
+                         "play_date", "Accepted LastFM-1K plays, typed; no deduplication", small_partitions=True),
                WHOLE_TABLE),
         Output(REJECTED_ROWS, Owns(f"the rejects of dataset `{T.DATASET}`", lambda run: F.col("dataset") == T.DATASET)),
     ),

@@ -30,6 +30,8 @@ def test_lines_are_typed_or_rejected_with_the_first_reason(spark, tmp_path):
         "user_000003\t2008-12-31T23:59:60Z\ta1\tA\tt1\tx",                      # leap second: not a time
         "user_000003\t2009-05-04T24:00:00Z\ta1\tA\tt1\tx",
         "user_000003\t0000-01-01T00:00:00Z\ta1\tA\tt1\tx",                      # no year 0
+        "user_000003\t2009-04-31T10:00:00Z\ta1\tA\tt1\tx",                      # no such day
+        "user_000005\t2009-01-31T10:00:00Z\ta1\tA\tt1\tx",
     ]
     path = tmp_path / "plays.tsv"
     path.write_bytes(("\n".join(lines) + "\n").encode() + b"user_000004\t2009-05-04T23:08:57Z\t\t\xff\xfe\t\tx\n")
@@ -41,6 +43,7 @@ def test_lines_are_typed_or_rejected_with_the_first_reason(spark, tmp_path):
          "Fuck Me Im Famous (Pacha Ibiza)"),
         ("user_000001", TS(2009, 5, 4, 13, 54, 10), dt.date(2009, 5, 4), None, 'A "quoted", artist\\', None,
          "Émile's song"),
+        ("user_000005", TS(2009, 1, 31, 10, 0, 0), dt.date(2009, 1, 31), "a1", "A", "t1", "x"),
     ])
     # The rejects pass classifies only the lines the pattern cannot vouch for: every rejected one.
     candidates = T.classify_plays(T.possibly_rejected(read))
@@ -58,6 +61,7 @@ def test_lines_are_typed_or_rejected_with_the_first_reason(spark, tmp_path):
         ("lastfm_plays", None, lines[10], "bad_timestamp", "r1"),
         ("lastfm_plays", None, lines[11], "bad_timestamp", "r1"),
         ("lastfm_plays", None, lines[12], "bad_timestamp", "r1"),
+        ("lastfm_plays", None, lines[13], "bad_timestamp", "r1"),
         # Not UTF-8: the bytes kept, as base64.
         ("lastfm_plays", dt.date(2009, 5, 4), "dXNlcl8wMDAwMDQJMjAwOS0wNS0wNFQyMzowODo1N1oJCf/+CQl4", "invalid_utf8",
          "r1"),
