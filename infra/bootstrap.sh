@@ -44,9 +44,11 @@ grep -qxF "$loopback_line" "$pyspark_home/bin/load-spark-env.sh" ||
   printf '%s\n' "$loopback_line" >> "$pyspark_home/bin/load-spark-env.sh"
 
 # Jars Spark puts on spark.jars: the Iceberg runtime for our Spark minor and
-# the JDBC driver of the catalog database.
+# the JDBC driver of the catalog database; and the local file system on the
+# driver's class path (iceberg_catalog.config.spark_driver_conf).
 fetch_maven org.apache.iceberg "iceberg-spark-runtime-$SPARK_SCALA_SUFFIX" "$ICEBERG_VERSION" >/dev/null
 fetch_maven org.postgresql postgresql "$POSTGRES_JDBC_VERSION" >/dev/null
+fetch_maven com.globalmentor hadoop-bare-naked-local-fs "$BARE_LOCAL_FS_VERSION" >/dev/null
 
 ensure_platform_env
 

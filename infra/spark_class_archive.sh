@@ -15,7 +15,10 @@ PY="$PLATFORM_HOME/.venv/bin/python"
 archive="$PLATFORM_STATE/jvm/spark-driver.jsa"
 
 jars="$("$PY" -c 'from iceberg_catalog.config import spark_jars; print(",".join(spark_jars()))')"
-key="$({ java -version 2>&1; "$PY" -c 'import pyspark; print(pyspark.__version__)'; echo "$jars"; } | sha256sum | cut -d' ' -f1)"
+# The driver's class path and file system as spark_driver_conf gives them.
+local_fs="$("$PY" -c 'from iceberg_catalog.config import spark_driver_conf as c; print(c()["spark.driver.extraClassPath"])')"
+fs_impl="$("$PY" -c 'from iceberg_catalog.config import spark_driver_conf as c; print(c()["spark.hadoop.fs.file.impl"])')"
+key="$({ java -version 2>&1; "$PY" -c 'import pyspark; print(pyspark.__version__)'; echo "$jars $local_fs"; } | sha256sum | cut -d' ' -f1)"
 if [ -f "$archive" ] && [ "$(cat "$archive.key" 2>/dev/null)" = "$key" ]; then
   exit 0
 fi
@@ -38,7 +41,8 @@ bash infra/package.sh >/dev/null
   { cat "$work/datagen.log" >&2; die "the class archive's sample data failed"; }
 mkdir -p "$(dirname "$archive")"
 rm -f "$archive.part"
-spark-submit --master 'local[*]' --jars "$jars" \
+spark-submit --master 'local[*]' --jars "$jars" --driver-class-path "$local_fs" \
+  --conf "spark.hadoop.fs.file.impl=$fs_impl" \
   --conf "spark.driver.extraJavaOptions=-XX:ArchiveClassesAtExit=$archive.part" \
   --py-files "$PLATFORM_STATE/dist/pipeline.zip" spark_jobs/pipeline.py \
   --run-id class_archive --branch wap_class_archive > "$work/run.log" 2>&1 ||

@@ -16,7 +16,6 @@ FIELDS = ["user_id", "timestamp", "artist_id", "artist_name", "track_id", "track
 # Every reject reason, in the order the checks run: the first failing one is the line's.
 REASONS = ("invalid_utf8", "wrong_column_count", "empty_user_id", "bad_timestamp", "empty_track_name")
 DEFAULT_GAP_SECONDS = 1200
-PLAY_ORDER = ["artist_name", "track_name"]  # after played_at: the order of a user's plays
 
 
 def classify_plays(lines: DataFrame) -> DataFrame:
@@ -102,8 +101,12 @@ def rejected_plays(classified: DataFrame, run_id: str) -> DataFrame:
 
 
 def sessions(plays: DataFrame, gap_seconds: int = DEFAULT_GAP_SECONDS) -> DataFrame:
-    """Every listening session: ``user_id, session_start, session_end, tracks``."""
-    return (sessions_of(plays.select("user_id", "played_at", *PLAY_ORDER), gap_seconds, "played_at", PLAY_ORDER)
+    """Every listening session: ``user_id, session_start, session_end, tracks``.
+
+    Plays are ordered by time only: the contract's order among plays of the same
+    time (artist, then track) moves no session's start, end or count, and
+    leaving the names out keeps them out of the shuffle."""
+    return (sessions_of(plays.select("user_id", "played_at"), gap_seconds, "played_at", [])
             .withColumnRenamed("events", "tracks"))
 
 

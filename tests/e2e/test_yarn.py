@@ -201,16 +201,18 @@ def test_a_driver_submitted_as_the_dags_tasks_do_maps_the_class_archive(yarn, tm
     from tests.e2e.yarn_service import SPARK_SUBMIT, platform_env
 
     monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
-    java_options = config.spark_driver_conf(on_yarn=True)["spark.driver.extraJavaOptions"]
+    conf = config.spark_driver_conf(on_yarn=True)
+    java_options = conf["spark.driver.extraJavaOptions"]
     assert "-XX:SharedArchiveFile=" in java_options, f"no class archive at {config.SPARK_DRIVER_CLASS_ARCHIVE}"
     app = tmp_path / "app.py"
     app.write_text(APP)
     class_log = tmp_path / "classes.log"
     env = {k: v for k, v in {**os.environ, **platform_env(), **yarn.env}.items() if k != "SPARK_CONF_DIR"}
+    settings = [f"{k}={v}" for k, v in {**conf, "spark.driver.extraJavaOptions": logging_options(java_options, class_log)}.items()]
     proc = subprocess.run(
         [str(SPARK_SUBMIT), "--master", "yarn", "--properties-file", yarn.env["PIPELINE_SPARK_PROPERTIES_FILE"],
-         "--conf", f"spark.driver.extraJavaOptions={logging_options(java_options, class_log)}",
-         str(app)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+         *[a for s in settings for a in ("--conf", s)], str(app)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "master yarn rows 1000" in proc.stdout
     assert_loaded_from_the_archive(class_log)

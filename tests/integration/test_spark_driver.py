@@ -21,9 +21,10 @@ def test_a_submitted_driver_loads_spark_and_iceberg_classes_from_the_archive(tmp
     app.write_text(APP)
     class_log = tmp_path / "classes.log"
     java_options = logging_options(conf["spark.driver.extraJavaOptions"], class_log)
+    settings = [f"{k}={v}" for k, v in {**conf, "spark.driver.extraJavaOptions": java_options}.items()]
     proc = subprocess.run(
         [str(ROOT / ".venv/bin/spark-submit"), "--master", "local[1]", "--jars", ",".join(config.spark_jars()),
-         "--conf", f"spark.driver.extraJavaOptions={java_options}", str(app)],
+         *[a for s in settings for a in ("--conf", s)], str(app)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
     )
@@ -43,4 +44,4 @@ def test_drivers_with_a_spark_conf_dir_do_without_the_archive(monkeypatch, tmp_p
     monkeypatch.delenv("SPARK_CONF_DIR", raising=False)
     assert "-XX:SharedArchiveFile=" in config.spark_driver_conf()["spark.driver.extraJavaOptions"]
     monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
-    assert config.spark_driver_conf() == {"spark.driver.extraJavaOptions": "-XX:+UseParallelGC"}
+    assert config.spark_driver_conf()["spark.driver.extraJavaOptions"] == "-XX:+UseParallelGC"
