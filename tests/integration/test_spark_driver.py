@@ -45,3 +45,20 @@ def test_drivers_with_a_spark_conf_dir_do_without_the_archive(monkeypatch, tmp_p
     assert "-XX:SharedArchiveFile=" in config.spark_driver_conf()["spark.driver.extraJavaOptions"]
     monkeypatch.setenv("SPARK_CONF_DIR", str(tmp_path))
     assert config.spark_driver_conf()["spark.driver.extraJavaOptions"] == "-XX:+UseParallelGC"
+
+
+def test_drivers_write_local_files_through_the_bare_local_file_system(spark, tmp_path):
+    """Hadoop's own local file system starts a chmod process for each file it writes;
+    the bare one sets the same permissions from Java."""
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+    fs = jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("file:///"), conf)
+    assert fs.getClass().getName() == "com.globalmentor.apache.hadoop.fs.BareLocalFileSystem"
+    written = tmp_path / "part" / "data.parquet"
+    out = fs.create(jvm.org.apache.hadoop.fs.Path(written.as_uri()))
+    out.write(b"rows")
+    out.close()
+    umask = jvm.org.apache.hadoop.fs.permission.FsPermission.getUMask(conf).toShort()
+    assert written.read_bytes() == b"rows"
+    assert oct(written.stat().st_mode & 0o777) == oct(0o666 & ~umask)
+    assert (tmp_path / "part" / ".data.parquet.crc").exists()  # still checksummed
