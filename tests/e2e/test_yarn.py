@@ -241,7 +241,9 @@ def test_ingest_on_yarn_equals_local_mode(yarn, isolated_catalog, pipeline_zip, 
     # the job's SparkSession builder they never reach the driver's classpath.
     local_jars = ["--jars", ",".join(config.spark_jars())]
     assert spark_submit(["--master", "local[2]", *local_jars, *job_args], local_env, tmp_path / "local.log") is None
-    app_id = spark_submit(["--master", "yarn", "--deploy-mode", "client", *job_args],
+    # With the driver settings the DAG's tasks add: YARN's executors write through the bare local file system.
+    driver_conf = [a for k, v in config.spark_driver_conf(on_yarn=True).items() for a in ("--conf", f"{k}={v}")]
+    app_id = spark_submit(["--master", "yarn", "--deploy-mode", "client", *driver_conf, *job_args],
                           {**yarn.env, **yarn_env}, tmp_path / "yarn.log")
 
     assert app_id is not None, "spark-submit printed no YARN application id"
