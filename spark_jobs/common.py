@@ -8,7 +8,7 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import tenacity
@@ -150,27 +150,34 @@ def record_job_run(spark: SparkSession, run: JobRun, status: str, finished: dt.d
 
 @contextmanager
 def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, branch: str | None):
-    """The run's ops.job_runs row: ``running`` from the start (a driver killed
-    later leaves it so, for the DAG's failure callback to mark ``failed``), then
-    its outcome whatever happens; failures are re-raised."""
+    """The run's ops.job_runs row: ``running`` while the driver lives (a driver
+    killed later leaves it so, for the DAG's failure callback to mark
+    ``failed``), then its outcome whatever happens; failures are re-raised.
+
+    The ``running`` row is written beside the run's first steps, not before
+    them: in a new application its MERGE is the first query, seconds of cold
+    code that the stage's own work would otherwise wait on."""
     run = JobRun(job, run_id)
     run.metrics.update({"date_range": str(date_range), "branch": branch, "app_id": spark.sparkContext.applicationId,
                         "master": spark.sparkContext.master})
     t0 = time.monotonic()
-    record_job_run(spark, run, "running")
-    status = "failed"
-    try:
-        yield run
-        status = run.status
-    except Exception as exc:
-        run.metrics["error"] = f"{type(exc).__name__}: {exc}"[:4000]
-        run.metrics["traceback"] = traceback.format_exc()[-4000:]
-        raise
-    finally:
-        run.metrics["wall_seconds"] = round(time.monotonic() - t0, 3)
-        record_job_run(spark, run, status, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
-        print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
-              f"rows_in={run.rows_in} rows_out={run.rows_out} rows_rejected={run.rows_rejected}")
+    with ThreadPoolExecutor(max_workers=1) as background:
+        running = background.submit(inheritable_thread_target(spark)(record_job_run), spark,
+                                    replace(run, metrics=dict(run.metrics)), "running")
+        status = "failed"
+        try:
+            yield run
+            status = run.status
+        except Exception as exc:
+            run.metrics["error"] = f"{type(exc).__name__}: {exc}"[:4000]
+            run.metrics["traceback"] = traceback.format_exc()[-4000:]
+            raise
+        finally:
+            wait([running])  # the outcome replaces the running row, never races it
+            run.metrics["wall_seconds"] = round(time.monotonic() - t0, 3)
+            record_job_run(spark, run, status, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+            print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
+                  f"rows_in={run.rows_in} rows_out={run.rows_out} rows_rejected={run.rows_rejected}")
 
 
 def stage_metrics(spark: SparkSession, job_group: str) -> dict:

@@ -115,6 +115,16 @@ def wait_for(proc: subprocess.Popen, failpoint: str, timeout: float = 600) -> No
     raise AssertionError(f"the run never reached {failpoint}:\n{''.join(seen[-40:])}")
 
 
+def wait_until(find, timeout: float):
+    """The first non-empty value of ``find()``, polled for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := find()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing found in {timeout}s")
+        time.sleep(0.5)
+    return found
+
+
 def kill9(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
@@ -170,10 +180,12 @@ def assert_main_is_run_a(catalog: Catalog) -> None:
 def test_driver_killed_inside_the_write_before_its_commit(published, reference):
     run = published.start_ingest(RUN_B, "in_write:bronze.interactions")
     wait_for(run, "in_write:bronze.interactions")
+    # The driver writes its running row beside its first steps: the paused write does not hold it up.
+    job_b = wait_until(lambda: [j for j in published.ops("ops.job_runs") if j["run_id"] == RUN_B[0]], timeout=120)
     kill9(run)
     assert_main_is_run_a(published)
-    [job_b] = [j for j in published.ops("ops.job_runs") if j["run_id"] == RUN_B[0]]
-    assert job_b["status"] == "running"  # what a killed driver leaves; the DAG's callback marks it failed
+    assert job_b == [j for j in published.ops("ops.job_runs") if j["run_id"] == RUN_B[0]]
+    assert job_b[0]["status"] == "running"  # what a killed driver leaves; the DAG's callback marks it failed
 
     assert published.ingest(RUN_B).returncode == 0
     assert_recovered(published, reference)
