@@ -55,6 +55,7 @@ os.environ.setdefault("ICEBERG_WAREHOUSE", str(ROOT / ".local" / "bench-warehous
 from bench import duckdb_metrics, eventlog  # noqa: E402
 from bench.machine import load_average, machine  # noqa: E402
 from iceberg_catalog.config import spark_driver_conf, spark_jars  # noqa: E402
+from spark_jobs.pipeline import BY_NAME as STAGE_BY_NAME  # noqa: E402
 from spark_jobs.pipeline import STAGES as PIPELINE_STAGES  # noqa: E402
 from spark_jobs.stage import GATE_BLOCKED_EXIT  # noqa: E402
 
@@ -191,7 +192,10 @@ def run_stage(stage: str, run_id: str, landing: Path, master: str, driver_memory
     args = ["--run-id", run_id]
     if stage == "ingest":
         args += ["--interactions", str(landing / "user_interactions"), "--metadata", str(landing / "user_metadata")]
-    result = spark_submit(str(ROOT / "spark_jobs" / f"{stage}.py"), f"{stage} {run_id}", args, master, driver_memory, conf)
+    # The driver's settings as the DAG's task gives them for this stage.
+    driver = spark_driver_conf(client_compiler=STAGE_BY_NAME[stage].client_compiler)
+    result = spark_submit(str(ROOT / "spark_jobs" / f"{stage}.py"), f"{stage} {run_id}", args, master, driver_memory,
+                          {**driver, **(conf or {})})
     # "  gate took 20.7s: suite parameters 0.1s, ...", printed by the stage
     printed = re.search(r"^\s*gate took ([0-9.]+)s", result.pop("stdout"), re.M)
     result["job_run"] = job_run_row(run_id, stage)

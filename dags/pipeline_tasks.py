@@ -276,7 +276,8 @@ class StageOperator(SparkSubmitOperator):
 
         self.jars = ",".join(spark_jars())
         tag = yarn_tag(dag_id, self.task_id, run_id)
-        self.conf = {**spark_driver_conf(), **(self.conf or {}), "spark.yarn.tags": tag}
+        self.conf = {**spark_driver_conf(client_compiler=self._declaration.client_compiler), **(self.conf or {}),
+                     "spark.yarn.tags": tag}
         self._ensure_spark_submit_on_path()
         # Relative defaults of the jobs (e.g. LANDING_DIR=.local/landing) mean the
         # repository root, as when the logged command is pasted there by hand.

@@ -107,7 +107,7 @@ def spark_kafka_jars() -> list[str]:
     return jars
 
 
-def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
+def spark_driver_conf(on_yarn: bool = False, client_compiler: bool = False) -> dict[str, str]:
     """spark-submit settings of a driver JVM started on this machine. Only on
     the command line (or before a session's JVM starts) do they count.
 
@@ -120,11 +120,13 @@ def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
       (YARN's spark-defaults.conf) puts a non-empty directory first on it, which
       JDK 17 can neither archive nor map, so such drivers load from the jars;
       the DAG's tasks give YARN's settings as a properties file instead.
-    * On YARN, the client JIT compiler only: there the driver plans, commits and
-      audits while executors process the rows, and its code never runs long
-      enough for the optimising compiler to repay its work (the demo's
-      engagement stage: 62-69 s of driver CPU with both compilers, 39-41 s with
-      the client one; docs/performance.md).
+    * The client JIT compiler only, on YARN and where ``client_compiler`` asks
+      for it (a stage whose time goes to planning, committing and auditing
+      many small tables, ``Stage.client_compiler``): such a driver's code never
+      runs long enough for the optimising compiler to repay its work, which
+      keeps one of two cores busy for most of a short application (the demo's
+      engagement stage on YARN: 62-69 s of driver CPU with both compilers,
+      39-41 s with the client one; docs/performance.md).
     * The bare local file system for ``file:`` paths (the warehouse, landing
       files). Hadoop's own sets the permissions of every file it writes, and of
       its checksum file, by starting a ``chmod`` process: without Hadoop's native
@@ -133,7 +135,7 @@ def spark_driver_conf(on_yarn: bool = False) -> dict[str, str]:
       9.0 s. Hadoop looks the class up before spark.jars are loaded, so its jar
       is on the class path of the driver and of YARN's executors (this machine's)."""
     options = ["-XX:+UseParallelGC"]
-    if on_yarn:
+    if on_yarn or client_compiler:
         options.append("-XX:TieredStopAtLevel=1")
     if not os.environ.get("SPARK_CONF_DIR") and SPARK_DRIVER_CLASS_ARCHIVE.exists():
         options.append(f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}")

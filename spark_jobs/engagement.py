@@ -59,6 +59,9 @@ STAGE = Stage(
     ),
     compute=compute,
     after=("enrich",),
+    # 4 small tables planned, committed and audited: in its own driver, the optimising
+    # compiler's work costs more than it saves (docs/performance.md).
+    client_compiler=True,
     params=(
         Param("duration_cap_ms", "int", T.DEFAULT_DURATION_CAP_MS, "each event's duration_ms is capped at this before a user's "
               "total is summed (power users)", minimum=0),

@@ -70,6 +70,9 @@ STAGE = Stage(
     ),
     compute=compute,
     after=("enrich",),
+    # 5 small tables planned, committed and audited: in its own driver, the optimising
+    # compiler's work costs more than it saves (docs/performance.md).
+    client_compiler=True,
     params=(
         Param("latency_actions", "list", T.DEFAULT_LATENCY_ACTIONS,
               "action types whose duration_ms is a page load time (comma-separated on the command line)"),

@@ -209,6 +209,10 @@ class Stage:
     session_conf: dict = field(default_factory=dict)  # Spark SQL settings for this stage only
     # Whether a run processes a range of dates (--start-date/--end-date), or all of its input.
     dated: bool = True
+    # Whether the stage's own driver (the DAG's layout) runs the client JIT compiler only:
+    # for stages whose time goes to planning, committing and auditing many small tables,
+    # where the optimising compiler's work is not repaid (iceberg_catalog.config.spark_driver_conf).
+    client_compiler: bool = False
 
     @property
     def tables(self) -> list[str]:

@@ -112,6 +112,10 @@ def test_full_run_logs_a_copy_pastable_spark_submit_line(full_run):
     assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC "
             f"-XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa'") in ingest
     assert len(lines) == len(TASKS)
+    # The stages of many small tables run their driver with the client compiler only.
+    client_compiler = {stage for stage in TASKS if "-XX:TieredStopAtLevel=1" in
+                       next(l for l in lines if f"spark_jobs/{stage}.py" in l)}
+    assert client_compiler == {"engagement", "performance"}
 
 
 def test_a_published_stage_emits_one_asset_event_per_table(full_run):
