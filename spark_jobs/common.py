@@ -174,6 +174,8 @@ def job_run(spark: SparkSession, job: str, run_id: str, date_range: DateRange, b
             raise
         finally:
             wait([running])  # the outcome replaces the running row, never races it
+            if running.exception() is not None:
+                print(f"[{job}] the running row of run {run_id} was not written: {running.exception()}", flush=True)
             run.metrics["wall_seconds"] = round(time.monotonic() - t0, 3)
             record_job_run(spark, run, status, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
             print(f"[{job}] run {run_id} {status} in {run.metrics['wall_seconds']}s: "
