@@ -272,7 +272,7 @@ class StageOperator(SparkSubmitOperator):
         self.application_args = [*self._templated_args, *date_args(dates), *stage_options(self._declaration, params)]
         # The catalog jars must be on spark-submit's own command line: a JVM that
         # is already running ignores spark.jars set later by the SparkSession builder.
-        from iceberg_catalog.config import spark_driver_conf, spark_jars
+        from iceberg_catalog.config import spark_driver_conf, spark_driver_memory, spark_jars
 
         self.jars = ",".join(spark_jars())
         tag = yarn_tag(dag_id, self.task_id, run_id)
@@ -296,6 +296,9 @@ class StageOperator(SparkSubmitOperator):
                 os.environ.pop("SPARK_CONF_DIR", None)
             hook._conf.update(spark_driver_conf(on_yarn=True))
             self._kill_earlier_yarn_attempts(hook, tag)
+        else:
+            # In local mode the driver runs every task: the heap the jobs and the benchmark assume.
+            hook._driver_memory = spark_driver_memory()
         try:
             super().execute(context)
         except AirflowException as exc:

@@ -38,7 +38,7 @@ def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None)
     launched_by_spark_submit = "PYSPARK_GATEWAY_PORT" in os.environ
     if not launched_by_spark_submit:
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
-        builder = builder.config("spark.driver.memory", os.environ.get("SPARK_DRIVER_MEMORY", "4g"))
+        builder = builder.config("spark.driver.memory", config.spark_driver_memory())
         for key, value in config.spark_driver_conf().items():
             builder = builder.config(key, value)
     log_dir = event_log_dir()

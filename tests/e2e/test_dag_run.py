@@ -107,6 +107,7 @@ def test_full_run_logs_a_copy_pastable_spark_submit_line(full_run):
     ingest = next(l for l in lines if "spark_jobs/ingest.py" in l)
     assert f"--py-files {ROOT}/.local/dist/pipeline.zip" in ingest
     assert "--master 'local[*]'" in ingest
+    assert "--driver-memory 4g" in ingest
     assert "--name goodnote_pipeline.ingest.manual__" in ingest
     assert "--run-id manual__" in ingest and "--max-rejected-share 0.05" in ingest  # the form's values
     assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC "
