@@ -110,8 +110,8 @@ def test_full_run_logs_a_copy_pastable_spark_submit_line(full_run):
     assert "--driver-memory 4g" in ingest
     assert "--name goodnote_pipeline.ingest.manual__" in ingest
     assert "--run-id manual__" in ingest and "--max-rejected-share 0.05" in ingest  # the form's values
-    assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC "
-            f"-XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa'") in ingest
+    assert (f"--conf 'spark.driver.extraJavaOptions=-XX:+UseParallelGC -XX:MaxInlineLevel=6 -XX:FreqInlineSize=100 "
+            f"-XX:InlineSmallCode=1000 -XX:SharedArchiveFile={ROOT}/.local/jvm/spark-driver.jsa'") in ingest
     assert len(lines) == len(TASKS)
     # The stages of many small tables run their driver with the client compiler only.
     client_compiler = {stage for stage in TASKS if "-XX:TieredStopAtLevel=1" in
