@@ -117,7 +117,8 @@ def spark_driver_memory() -> str:
     return os.environ.get("SPARK_DRIVER_MEMORY", "4g")
 
 
-def spark_driver_conf(on_yarn: bool = False, client_compiler: bool = False) -> dict[str, str]:
+def spark_driver_conf(on_yarn: bool = False, client_compiler: bool = False,
+                      long_running: bool = False) -> dict[str, str]:
     """spark-submit settings of a driver JVM started on this machine. Only on
     the command line (or before a session's JVM starts) do they count.
 
@@ -143,7 +144,9 @@ def spark_driver_conf(on_yarn: bool = False, client_compiler: bool = False) -> d
       smaller inlining budget compiles faster, and the code it yields is fast
       enough for the stages (10M events, alternated: the DAG's layout 201.4,
       186.1 s with the JDK's defaults, 179.6, 177.6 s with these; one
-      application 139.3, 132.8 -> 120.7, 118.8 s; docs/performance.md).
+      application 139.3, 132.8 -> 120.7, 118.8 s; docs/performance.md). Not
+      for a ``long_running`` driver (the speed layer's), which repays the
+      JDK's inlining many times over.
     * The bare local file system for ``file:`` paths (the warehouse, landing
       files). Hadoop's own sets the permissions of every file it writes, and of
       its checksum file, by starting a ``chmod`` process: without Hadoop's native
@@ -154,7 +157,7 @@ def spark_driver_conf(on_yarn: bool = False, client_compiler: bool = False) -> d
     options = ["-XX:+UseParallelGC"]
     if on_yarn or client_compiler:
         options.append("-XX:TieredStopAtLevel=1")
-    else:
+    elif not long_running:
         options += OPTIMISING_COMPILER_INLINING
     if not os.environ.get("SPARK_CONF_DIR") and SPARK_DRIVER_CLASS_ARCHIVE.exists():
         options.append(f"-XX:SharedArchiveFile={SPARK_DRIVER_CLASS_ARCHIVE}")

@@ -31,7 +31,8 @@ def event_log_dir() -> str:
     return os.environ.get("SPARK_EVENT_LOG_DIR", (config.PLATFORM_STATE / "spark-events").resolve().as_uri())
 
 
-def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None) -> SparkSession:
+def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None,
+                        long_running: bool = False) -> SparkSession:
     # Python workers run the driver's interpreter (the project venv), not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
@@ -39,7 +40,7 @@ def build_spark_session(app_name: str, extra_conf: dict[str, str] | None = None)
     if not launched_by_spark_submit:
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
         builder = builder.config("spark.driver.memory", config.spark_driver_memory())
-        for key, value in config.spark_driver_conf().items():
+        for key, value in config.spark_driver_conf(long_running=long_running).items():
             builder = builder.config(key, value)
     log_dir = event_log_dir()
     if log_dir.startswith("file:"):

@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         # 4 partitions of RocksDB stores, 5 s so (docs/performance.md).
         "spark.sql.shuffle.partitions": os.environ.get("STREAM_SHUFFLE_PARTITIONS", "2"),
         "spark.scheduler.mode": "FAIR",
-    })
+    }, long_running=True)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())

@@ -1,5 +1,6 @@
-"""Spark drivers map the class archive `make bootstrap` writes (infra/spark_class_archive.sh)
-and run the parallel collector (iceberg_catalog.config.spark_driver_conf)."""
+"""Spark drivers map the class archive `make bootstrap` writes (infra/spark_class_archive.sh),
+run the parallel collector and the optimising compiler's smaller inlining budget
+(iceberg_catalog.config.spark_driver_conf)."""
 from __future__ import annotations
 
 import os
@@ -43,6 +44,12 @@ def test_the_pytest_session_driver_was_started_with_the_archive(spark):
         jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean"))
     assert {name: hotspot.getVMOption(name).getValue() for name in ("MaxInlineLevel", "FreqInlineSize", "InlineSmallCode")} \
         == {"MaxInlineLevel": "6", "FreqInlineSize": "100", "InlineSmallCode": "1000"}
+
+
+def test_only_drivers_that_end_get_the_smaller_inlining_budget():
+    assert "-XX:MaxInlineLevel=6" in config.spark_driver_conf()["spark.driver.extraJavaOptions"]
+    for driver in ({"long_running": True}, {"client_compiler": True}, {"on_yarn": True}):
+        assert "MaxInlineLevel" not in config.spark_driver_conf(**driver)["spark.driver.extraJavaOptions"], driver
 
 
 def test_drivers_with_a_spark_conf_dir_do_without_the_archive(monkeypatch, tmp_path):
