@@ -24,6 +24,8 @@ BASE_CONF = {
     "spark.sql.shuffle.partitions": os.environ.get("SPARK_SHUFFLE_PARTITIONS", "64"),
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.ui.showConsoleProgress": "false",
+    # Gates read small tables into the driver as pandas frames (quality/validation.py).
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from spark_jobs.quality import data_docs
@@ -23,7 +24,7 @@ from spark_jobs import failpoints
 from spark_jobs.quality.publishing import TableRefs, identifier, speed_layer_appends_only, table_refs
 from spark_jobs.quality.publishing import publish as publish_table
 from spark_jobs.quality.results import record_results, result_rows
-from spark_jobs.quality.suites import SuiteError, load_suites
+from spark_jobs.quality.suites import Suite, SuiteError, load_suites
 from spark_jobs.quality.validation import TableValidation, Validator
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ class GateResult:
         """What ops.job_runs keeps of the gate."""
         return {"passed": self.passed, "published": self.published, "blocking_failures": len(self.blocking_failures),
                 "warnings": len(self.warnings), "seconds": self.seconds, "phase_seconds": self.phase_seconds,
-                "audited_snapshots": {t: r.branch for t, r in self.refs.items()}, "data_docs": self.page_url}
+                "audited_snapshots": {t: r.branch for t, r in self.refs.items()},
+                "engines": {v.table: v.engine for v in self.validations}, "data_docs": self.page_url}
 
 
 class PhaseClock:
@@ -116,12 +118,16 @@ def audit(run: "StageRun", validator: Validator) -> GateResult:
     parameters = suite_parameters(run, set().union(*(s.parameters() for s in suites)))
     result.refs = {t: table_refs(spark, t, branch) for t in run.stage.tables}
     clock.lap("suite parameters")
-    for suite in suites:
+
+    def validate(suite: Suite) -> TableValidation:
         # Exactly the rows the run's write replaced.
         df = spark.table(run.branch_identifier(suite.table)).where(run.owned(suite.table))
-        result.validations.append(validator.validate(
-            suite, df, parameters, run_name=run.run_id, batch_label=f"{suite.table}@{branch}"))
-        clock.lap(f"validate {suite.table}")
+        return validator.validate(suite, df, parameters, run_name=run.run_id, batch_label=f"{suite.table}@{branch}")
+
+    # Side by side: a small table's validation is a few short Spark jobs between
+    # GX's own steps, which leave the cores idle one table at a time.
+    result.validations = run.side_by_side(*[partial(validate, suite) for suite in suites])
+    clock.lap("validate")
     validator.build_data_docs()
     clock.lap("Data Docs")
     validated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

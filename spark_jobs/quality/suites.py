@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SEVERITIES = ("error", "warning")
+# Expectations whose arguments name an execution engine's types (Spark's
+# ``TimestampType``, pandas' ``datetime64[ns]``): their suites run on Spark only.
+ENGINE_TYPED = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
 
 
 def default_expectations_dir() -> Path:
@@ -57,6 +60,10 @@ class Suite:
 
     def parameters(self) -> set[str]:
         return set().union(*(e.parameters() for e in self.expectations)) if self.expectations else set()
+
+    @property
+    def names_spark_types(self) -> bool:
+        return any(e.type in ENGINE_TYPED for e in self.expectations)
 
 
 def parse_suite(doc: dict, source: str = "<dict>") -> Suite:
