@@ -124,17 +124,15 @@ def audit(run: "StageRun", validator: Validator) -> GateResult:
         df = spark.table(run.branch_identifier(suite.table)).where(run.owned(suite.table))
         return validator.validate(suite, df, parameters, run_name=run.run_id, batch_label=f"{suite.table}@{branch}")
 
-    # Side by side: a small table's validation is a few short Spark jobs between
-    # GX's own steps, which leave the cores idle one table at a time.
+    # Side by side, here and below: one table's Spark jobs and commits (JVM work)
+    # run while another's GX steps and the Data Docs pages (Python work) are made.
     result.validations = run.side_by_side(*[partial(validate, suite) for suite in suites])
     clock.lap("validate")
-    validator.build_data_docs()
-    clock.lap("Data Docs")
     validated_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    record_results(spark, run.run_id, stage, [
+    run.side_by_side(validator.build_data_docs, lambda: record_results(spark, run.run_id, stage, [
         row for v in result.validations
-        for row in result_rows(v, run.run_id, stage, branch, result.refs[v.table].branch, validated_at)])
-    clock.lap("record ops.quality_results")
+        for row in result_rows(v, run.run_id, stage, branch, result.refs[v.table].branch, validated_at)]))
+    clock.lap("Data Docs, ops.quality_results")
     result.passed = all(v.passed for v in result.validations)
     return result
 

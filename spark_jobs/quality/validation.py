@@ -49,10 +49,11 @@ INDEX_VALIDATIONS = 200
 # partition pruning) are read once into the driver and validated by GX's pandas
 # engine: most gold tables have a few hundred rows, where each of GX's Spark jobs
 # (about 10 per table) costs 0.1-0.3 s of scheduling and file opening, and more in
-# a fresh JVM. 10M events, engagement's four tables: 2.4-3.4 s on Spark, 0.5-0.6 s
-# in the driver. Larger tables stay on Spark, which reads only the columns each
-# check needs.
-DRIVER_VALIDATION_MAX_BYTES = 8 * 1024 * 1024
+# a fresh JVM. Engagement's four tables: 2.4-3.4 s on Spark, 0.5-0.6 s in the
+# driver. In pandas a table takes about 3 times its Parquet size (1M events: the
+# 125k sessions, 14 MB, 40 MB). Larger tables stay on Spark, which reads only the
+# columns each check needs.
+DRIVER_VALIDATION_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class TableValidation:
     table: str
     engine: str  # where GX computed its metrics: "spark" or "pandas" (rows read into the driver)
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
-    data_docs_page: str | None = None  # path relative to the Data Docs folder, once built
+    data_docs_page: str | None = None  # path relative to the Data Docs folder, where build_data_docs writes it
 
     @property
     def passed(self) -> bool:
@@ -200,12 +201,10 @@ class Validator:
         return "pandas"
 
     def build_data_docs(self) -> None:
-        """The pages of this run's validations and the site's index; each validation learns its page."""
+        """The pages of this run's validations (each validation knows its page's path) and the site's index."""
         if self._validated:
             self.context.build_data_docs(site_names=[DATA_DOCS_SITE],
                                          resource_identifiers=[identifier for identifier, _ in self._validated])
-        for identifier, validation in self._validated:
-            validation.data_docs_page = self._page(identifier)
         # The pages load their scripts and styles from the project's copies, not from CDNs.
         built = [self.data_docs_dir / v.data_docs_page for _, v in self._validated if v.data_docs_page]
         offline_assets.rewrite_site(self.data_docs_dir, [p for p in [*built, self.data_docs_dir / "index.html"]
@@ -236,7 +235,8 @@ class Validator:
             raise RuntimeError(f"{suite.source}: GX did not give every expectation its own id")
         outcomes = {id(spec_by_id[r.expectation_config.id]): self._outcome(spec_by_id[r.expectation_config.id], r, parameters)
                     for r in suite_result.results}
-        validation = TableValidation(suite.table, engine, [outcomes[id(spec)] for spec in suite.expectations])
+        validation = TableValidation(suite.table, engine, [outcomes[id(spec)] for spec in suite.expectations],
+                                     data_docs_page=self._page(identifier))
         with self._lock:
             self._validated.append((identifier, validation))
         return validation
@@ -255,7 +255,8 @@ class Validator:
         )
 
     def _page(self, identifier) -> str | None:
-        urls = self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DATA_DOCS_SITE)
+        urls = self.context.get_docs_sites_urls(resource_identifier=identifier, site_name=DATA_DOCS_SITE,
+                                                only_if_exists=False)
         url = urls[0].get("site_url") if urls else None
         if not url or not url.startswith("file://"):
             return None
