@@ -184,8 +184,7 @@ class Validator:
         self._lock = threading.Lock()
 
     def validate(self, suite: Suite, df: DataFrame, parameters: dict, run_name: str, batch_label: str) -> TableValidation:
-        engine = self.engine_for(suite, df)
-        rows = df.toPandas() if engine == "pandas" else df
+        engine, rows = self._rows(suite, df)
         validation = self._validate(suite, engine, rows, parameters, run_name, batch_label, RESULT_FORMAT)
         if not all(o.success for o in validation.outcomes):
             with self._lock:  # its Data Docs page is the one with examples
@@ -194,11 +193,19 @@ class Validator:
                                         RESULT_FORMAT_WITH_EXAMPLES)
         return validation
 
-    def engine_for(self, suite: Suite, df: DataFrame) -> str:
-        """pandas for small rows whose suite does not name Spark's types, else spark."""
+    def _rows(self, suite: Suite, df: DataFrame) -> tuple[str, object]:
+        """The engine and the rows it validates: pandas and the rows read into the
+        driver when they are small and the suite does not name Spark's types, else
+        spark and the DataFrame."""
+        from pyarrow import ArrowInvalid
+
         if suite.names_spark_types or estimated_bytes(df) > self.driver_max_bytes:
-            return "spark"
-        return "pandas"
+            return "spark", df
+        try:
+            return "pandas", df.toPandas()
+        except ArrowInvalid as exc:  # a timestamp outside pandas' years 1678-2261
+            print(f"[gate] {suite.table}: validated on Spark, its rows do not fit pandas: {exc}", flush=True)
+            return "spark", df
 
     def build_data_docs(self) -> None:
         """The pages of this run's validations (each validation knows its page's path) and the site's index."""
