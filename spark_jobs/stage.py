@@ -30,6 +30,7 @@ import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Callable
 
@@ -334,7 +335,8 @@ class StageRun:
         from spark_jobs.quality.publishing import branch_heads
 
         create_tables(self.spark, [o.table for o in self.stage.outputs])
-        for o in self.stage.outputs:
+
+        def open_branch(o: Output) -> None:
             if self.branch in (heads := branch_heads(self.spark, o.name)) and heads.get("main") is None:
                 # Iceberg replaces a branch only with main's snapshot: on a table main has
                 # none of (an earlier attempt of its first run), the branch is made anew.
@@ -343,6 +345,9 @@ class StageRun:
             heads = branch_heads(self.spark, o.name)
             # The branch starts at main's snapshot; on a table main has none of, at an empty one.
             self.base[o.name] = heads[self.branch] if heads.get("main") is not None else None
+
+        # Side by side: each table's branch is a few catalog round trips and a commit of its own.
+        self.side_by_side(*[partial(open_branch, o) for o in self.stage.outputs])
 
     def read(self, table: str) -> DataFrame:
         """A published table (main): upstream stages published before this one runs."""
