@@ -1,9 +1,11 @@
 """Runs a suite on a Spark DataFrame with great-expectations 1.x and returns
 plain outcomes (no GX types leak out of this module).
 
-GX computes its metrics as Spark aggregate queries on the DataFrame, so a
-validation brings counts and at most ``partial_unexpected_list`` examples to
-the driver, never the table. The context is ephemeral (nothing to deploy);
+Small rows (``DRIVER_VALIDATION_MAX_BYTES``) are read into the driver and
+validated by GX's pandas engine. On larger ones GX computes its metrics as Spark
+aggregate queries on the DataFrame, so a validation brings counts and at most
+``partial_unexpected_list`` examples to the driver, never the table. The
+context is ephemeral (nothing to deploy);
 the validation results store and the Data Docs site are folders under
 ``.local/``, kept across runs: every validation's page stays, and the site's
 index lists the latest ``INDEX_VALIDATIONS``.
