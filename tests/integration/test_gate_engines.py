@@ -12,7 +12,6 @@ from spark_jobs.quality.suites import load_suite
 from spark_jobs.quality.validation import Validator
 
 
-
 @pytest.fixture
 def validator(tmp_path):
     return Validator(tmp_path / "docs", tmp_path / "results")
