@@ -10,11 +10,8 @@ import json
 from pyspark.sql import SparkSession
 
 from iceberg_catalog.tables import QUALITY_RESULTS, create_tables
-from spark_jobs.common import conform, retry_on_commit_conflict, sql_str
+from spark_jobs.common import local_rows, retry_on_commit_conflict, sql_str
 from spark_jobs.quality.validation import TableValidation
-
-SCHEMA = ", ".join(" ".join(c.strip().split(" ")[:2]).lower() for c in QUALITY_RESULTS.columns.split(","))
-
 
 def expectation_json(expectation_type: str, kwargs: dict) -> str:
     return json.dumps({"type": expectation_type, "kwargs": kwargs}, sort_keys=True, default=str)
@@ -40,4 +37,4 @@ def record_results(spark: SparkSession, run_id: str, stage: str, rows: list[tupl
     spark.sql(f"DELETE FROM {QUALITY_RESULTS.identifier} WHERE run_id = '{sql_str(run_id)}' "
               f"AND stage = '{sql_str(stage)}'")
     if rows:
-        conform(spark.createDataFrame(rows, SCHEMA), QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
+        local_rows(spark, rows, QUALITY_RESULTS).writeTo(QUALITY_RESULTS.identifier).append()
