@@ -1,8 +1,9 @@
 """Where Data Docs live and how people reach them.
 
 GX's site builder writes one HTML page per validation under
-``$PLATFORM_STATE/data_docs``; ``infra/datadocs.sh`` serves that folder on
-``DATA_DOCS_PORT``. On top, each gate run writes one summary page at a path
+``$PLATFORM_STATE/data_docs/<YYYY-MM>``, a site per month with its own index;
+``index.html`` at the top lists the months. ``infra/datadocs.sh`` serves that
+folder on ``DATA_DOCS_PORT``. On top, each gate run writes one summary page at a path
 known from its branch and stage alone, ``gates/<branch>/<stage>.html``, which
 links the GX page of every table: the Airflow task's "Data Docs" link points
 there without asking the gate anything.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,6 +73,24 @@ table{{border-collapse:collapse}} .n{{text-align:right}} .FAILED{{color:#b00;fon
 {''.join(rows)}
 </table></body></html>
 """
+
+
+def write_months_index(root: Path) -> Path:
+    """``index.html`` of the Data Docs root: a link to each month's site, newest
+    first. Gates that run side by side may write it at once: each replaces it whole."""
+    months = sorted((d.name for d in root.iterdir() if re.fullmatch(r"\d{4}-\d{2}", d.name)
+                     and (d / "index.html").exists()), reverse=True)
+    items = "".join(f'<li><a href="{m}/index.html">{m}</a></li>' for m in months) or "<li>none yet</li>"
+    path = root / "index.html"
+    tmp = path.with_name(f".index.html.{os.getpid()}")
+    tmp.write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Data Docs</title>
+<style>body{{font-family:sans-serif;margin:2em}}</style></head>
+<body><h1>Data Docs</h1><p>Each month's validations, newest first; a gate's own page links its tables' pages.</p>
+<ul>{items}</ul></body></html>
+""")
+    tmp.replace(path)
+    return path
 
 
 def write_gate_page(branch: str, stage: str, page_html: str) -> Path:

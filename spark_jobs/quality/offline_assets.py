@@ -88,9 +88,14 @@ def external_fetches(html: str) -> list[str]:
 
 
 def page_prefixes(page: Path, data_docs_dir: Path) -> tuple[str, str]:
-    """(assets prefix, site root) as URLs relative to ``page``'s folder."""
+    """(assets prefix, site root) as URLs relative to ``page``'s folder. The site
+    root is the nearest folder above the page, up to the Data Docs root, that
+    holds GX's ``static`` folder: each month's site has its own."""
+    data_docs_dir = Path(data_docs_dir)
+    site = next((d for d in [page.parent, *page.parent.parents]
+                 if (d / "static").is_dir() or d == data_docs_dir or data_docs_dir not in d.parents), data_docs_dir)
     root = Path(os.path.relpath(data_docs_dir, page.parent)).as_posix()
-    return f"{root}/{ASSETS_URL_PATH}", root
+    return f"{root}/{ASSETS_URL_PATH}", Path(os.path.relpath(site, page.parent)).as_posix()
 
 
 def rewrite_site(data_docs_dir: Path, pages: list[Path] | None = None) -> list[Path]:
