@@ -92,8 +92,9 @@ def page_prefixes(page: Path, data_docs_dir: Path) -> tuple[str, str]:
     root is the nearest folder above the page, up to the Data Docs root, that
     holds GX's ``static`` folder: each month's site has its own."""
     data_docs_dir = Path(data_docs_dir)
-    site = next((d for d in [page.parent, *page.parent.parents]
-                 if (d / "static").is_dir() or d == data_docs_dir or data_docs_dir not in d.parents), data_docs_dir)
+    folders = [page.parent, *page.parent.parents]
+    up_to_root = folders[:folders.index(data_docs_dir) + 1] if data_docs_dir in folders else folders[:1]
+    site = next((d for d in up_to_root if (d / "static").is_dir()), data_docs_dir)
     root = Path(os.path.relpath(data_docs_dir, page.parent)).as_posix()
     return f"{root}/{ASSETS_URL_PATH}", Path(os.path.relpath(site, page.parent)).as_posix()
 

@@ -13,6 +13,7 @@ from iceberg_catalog.tables import QUALITY_RESULTS, create_tables
 from spark_jobs.common import local_rows, retry_on_commit_conflict, sql_str
 from spark_jobs.quality.validation import TableValidation
 
+
 def expectation_json(expectation_type: str, kwargs: dict) -> str:
     return json.dumps({"type": expectation_type, "kwargs": kwargs}, sort_keys=True, default=str)
 

@@ -223,8 +223,8 @@ class Validator:
                                          resource_identifiers=[identifier for identifier, _ in self._validated])
         # The pages load their scripts and styles from the project's copies, not from CDNs.
         built = [self.data_docs_dir / v.data_docs_page for _, v in self._validated if v.data_docs_page]
-        offline_assets.rewrite_site(self.data_docs_dir, [p for p in [*built, self.data_docs_dir / self.month / "index.html"]
-                                                         if p.exists()])
+        month_index = self.data_docs_dir / self.month / "index.html"
+        offline_assets.rewrite_site(self.data_docs_dir, [p for p in [*built, month_index] if p.exists()])
         data_docs.write_months_index(self.data_docs_dir)
 
     def _validate(self, suite: Suite, engine: str, rows, parameters: dict, run_name: str, batch_label: str,
