@@ -47,10 +47,10 @@ RESULT_FORMAT_WITH_EXAMPLES = {"result_format": "BASIC", "partial_unexpected_cou
 # (its Data Docs step 0.45 s at ~100 stored results, 1.1 s at 830). Older pages
 # stay where they were written, linked from their gate page and from
 # ops.quality_results.data_docs_page.
-INDEX_VALIDATIONS = 200
 # Even unread, every stored result and page is listed, and its key parsed, on each
 # build (1.3 of 1.65 s at 2,160 results): a site and a results store per month
 # keep that to one month's runs.
+INDEX_VALIDATIONS = 200
 # Rows the run owns that Spark estimates at most this size (Parquet bytes after
 # partition pruning) are read once into the driver and validated by GX's pandas
 # engine: most gold tables have a few hundred rows, where each of GX's Spark jobs
