@@ -168,6 +168,28 @@ def gx_expectation(spec: ExpectationSpec):
                                     severity=GX_SEVERITY[spec.severity]).to_domain_obj()
 
 
+_PARSING_LOCK = threading.Lock()
+
+
+def _serialize_suite_parameter_parsing() -> None:
+    """GX 1.24 evaluates a suite parameter (``{"$PARAMETER": ...}``) with one
+    module-wide pyparsing parser and value stack, which tables validated side by
+    side would share mid-parse (seen: ``push_first() missing 1 required positional
+    argument``). Its evaluations take turns; the validations stay side by side."""
+    from great_expectations.core import suite_parameters
+
+    parse = suite_parameters.parse_suite_parameter
+    if getattr(parse, "serialized", False):
+        return
+
+    def serialized(*args, **kwargs):
+        with _PARSING_LOCK:
+            return parse(*args, **kwargs)
+
+    serialized.serialized = True
+    suite_parameters.parse_suite_parameter = serialized
+
+
 class Validator:
     """One GX context per stage run: ``validate`` each table, then ``build_data_docs`` once."""
 
@@ -175,6 +197,7 @@ class Validator:
                  driver_max_bytes: int = DRIVER_VALIDATION_MAX_BYTES, month: str | None = None):
         import great_expectations as gx
 
+        _serialize_suite_parameter_parsing()
         self._gx = gx
         self.data_docs_dir = Path(data_docs_dir)
         self.month = month or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m")
